@@ -1,0 +1,1 @@
+"""leadtime.policy"""
