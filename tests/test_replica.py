@@ -7,7 +7,6 @@ import pathlib
 import random
 
 import pytest
-
 from leadtime.replica import PROFILES, PoolModel, Request, get_profile, parse_cold_start
 
 H100 = get_profile("llama-8b-h100")
