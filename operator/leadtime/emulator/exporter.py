@@ -1,0 +1,120 @@
+"""Turns emulator snapshots into Prometheus metric families with vLLM's names (a prometheus_client Collector).
+
+A custom collector rather than global Gauge/Histogram objects: when a pod disappears its series must
+disappear with it, and each scrape must show one consistent instant of the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from leadtime.emulator.snapshot import HistogramSnapshot, Snapshot
+
+POD_LABELS = ("namespace", "model_deployment", "pool", "pod")
+POOL_LABELS = ("namespace", "model_deployment", "pool")
+CLASS_LABELS = ("namespace", "model_deployment", "pool", "request_class")
+
+# Requests waiting at the router (no Ready pod) are reported under the class's first pool with an empty
+# pod label: `sum by (pool)` of the waiting gauge then includes them, so a pool scaled to zero still shows
+# its backlog — which is what lets an autoscaler bring it back from zero.
+ROUTER_POD = ""
+
+# Which pool a request class's arrivals are attributed to.
+CLASS_POOL = {"interactive": "interactive", "batch": "batch"}
+
+
+def _histogram(family: HistogramMetricFamily, labels: list[str], h: HistogramSnapshot) -> None:
+    buckets = [(_bound(b), float(c)) for b, c in zip(h.bounds_s, h.cumulative_counts, strict=True)]
+    buckets.append(("+Inf", float(h.count)))
+    family.add_metric(labels, buckets, h.sum_s)
+
+
+def _bound(bound: float) -> str:
+    return repr(float(bound))
+
+
+def families(snapshot: Snapshot, namespace: str, model_deployment: str) -> list[Metric]:
+    """All metric families for one snapshot."""
+    waiting = GaugeMetricFamily(
+        "vllm:num_requests_waiting", "Requests waiting to be processed.", labels=POD_LABELS
+    )
+    running = GaugeMetricFamily(
+        "vllm:num_requests_running", "Requests currently in the batch.", labels=POD_LABELS
+    )
+    success = CounterMetricFamily(
+        "vllm:request_success", "Requests finished successfully.", labels=POD_LABELS
+    )
+    ttft = HistogramMetricFamily(
+        "vllm:time_to_first_token_seconds", "Time to first token.", labels=POD_LABELS
+    )
+    e2e = HistogramMetricFamily(
+        "vllm:e2e_request_latency_seconds", "End-to-end request latency.", labels=POD_LABELS
+    )
+    for pod in snapshot.pods:
+        labels = [namespace, model_deployment, pod.pool, pod.pod]
+        waiting.add_metric(labels, pod.waiting)
+        running.add_metric(labels, pod.running)
+        success.add_metric(labels, pod.success_total)
+        _histogram(ttft, labels, pod.ttft)
+        _histogram(e2e, labels, pod.e2e)
+    for pool, n in sorted(snapshot.unrouted_waiting.items()):
+        waiting.add_metric([namespace, model_deployment, pool, ROUTER_POD], n)
+
+    arrived = CounterMetricFamily(
+        "leadtime_emulator_requests_arrived",
+        "Requests that arrived from the trace, by request class.",
+        labels=CLASS_LABELS,
+    )
+    for request_class, n in sorted(snapshot.arrived_total.items()):
+        arrived.add_metric([namespace, model_deployment, CLASS_POOL[request_class], request_class], n)
+    completed = CounterMetricFamily(
+        "leadtime_emulator_requests_completed",
+        "Requests completed, by request class (also those served by pods since removed).",
+        labels=CLASS_LABELS,
+    )
+    for request_class, n in sorted(snapshot.completed_total.items()):
+        completed.add_metric([namespace, model_deployment, CLASS_POOL[request_class], request_class], n)
+    requeued = CounterMetricFamily(
+        "leadtime_emulator_requests_requeued",
+        "In-flight requests moved back to the router because their pod disappeared.",
+        labels=POOL_LABELS,
+    )
+    for pool, n in sorted(snapshot.requeued_total.items()):
+        requeued.add_metric([namespace, model_deployment, pool], n)
+    lost = CounterMetricFamily(
+        "leadtime_emulator_requests_lost", "Requests dropped without being served.", labels=POOL_LABELS
+    )
+    for pool, n in sorted(snapshot.lost_total.items()):
+        lost.add_metric([namespace, model_deployment, pool], n)
+
+    trace_time = GaugeMetricFamily(
+        "leadtime_emulator_trace_time_seconds",
+        "Position in the replayed trace window, in trace seconds.",
+        labels=("namespace", "model_deployment"),
+    )
+    trace_time.add_metric([namespace, model_deployment], snapshot.trace_s)
+    finished = GaugeMetricFamily(
+        "leadtime_emulator_trace_finished",
+        "1 once every request of the trace window has arrived and completed.",
+        labels=("namespace", "model_deployment"),
+    )
+    finished.add_metric([namespace, model_deployment], 1.0 if snapshot.trace_finished else 0.0)
+    return [waiting, running, success, ttft, e2e, arrived, completed, requeued, lost, trace_time, finished]
+
+
+class SnapshotCollector(Collector):
+    """Collects whatever snapshot `latest()` returns at scrape time."""
+
+    def __init__(self, latest: Callable[[], Snapshot | None], namespace: str, model_deployment: str) -> None:
+        self._latest = latest
+        self.namespace = namespace
+        self.model_deployment = model_deployment
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._latest()
+        if snapshot is None:
+            return iter(())
+        return iter(families(snapshot, self.namespace, self.model_deployment))
