@@ -96,7 +96,7 @@ def test_server_error_is_unreachable():
     [
         (lambda q: [] if "num_requests_waiting" in q else healthy(q), "NoData"),
         (lambda q: [({}, "NaN")] if "num_requests_waiting" in q else healthy(q), "NotANumber"),
-        (lambda q: [({}, "300")] if q.startswith("time()") else healthy(q), "Stale"),
+        (lambda q: [({}, "300")] if q.startswith("time()") else healthy(q), "MetricsStale"),
     ],
 )
 def test_empty_nan_and_stale_queue_depth_are_unavailable(answer, reason):

@@ -13,13 +13,14 @@ from typing import Protocol
 from leadtime.metrics.promql import Queries
 from leadtime.policy.types import Observation
 
-# Reasons a reading is unavailable (they become the MetricsAvailable condition's reason).
+# Reasons a reading is unavailable; they become the MetricsAvailable condition's reason and match
+# the constants in leadtime.api.conditions.
 REASON_OK = "MetricsRead"
 REASON_UNREACHABLE = "PrometheusUnreachable"
-REASON_QUERY_ERROR = "QueryError"  # Prometheus rejected a query: a spec problem, also sets Degraded
+REASON_QUERY_ERROR = "QueryFailed"  # Prometheus rejected a query: a spec problem, also sets Degraded
 REASON_NO_DATA = "NoData"
 REASON_NOT_A_NUMBER = "NotANumber"
-REASON_STALE = "Stale"
+REASON_STALE = "MetricsStale"
 
 
 @dataclass(frozen=True)
