@@ -6,7 +6,7 @@ import random
 
 import pytest
 from leadtime.emulator.core import EmulatorCore
-from leadtime.emulator.workload import TraceRow, window
+from leadtime.emulator.workload import load_requests, window
 from leadtime.replica import Request, get_profile
 
 PROFILE = get_profile("llama-8b-h100")
@@ -18,7 +18,7 @@ def steady(rate_rps: float, duration_s: float, *, seed: int = 1, batch_share: fl
     while t < duration_s:
         t += rng.expovariate(rate_rps)
         request_class = "batch" if rng.random() < batch_share else "interactive"
-        rows.append(TraceRow(t, rng.randint(200, 2000), rng.randint(50, 300), request_class))
+        rows.append(Request(t, rng.randint(200, 2000), rng.randint(50, 300), request_class=request_class))
     return window(rows)
 
 
@@ -135,12 +135,26 @@ def test_finished_gives_up_after_drain_time_without_pods():
     assert core.summary().unfinished == core.summary().arrived > 0
 
 
-def test_rate_scale_thins_and_replicates_deterministically():
-    rows = [TraceRow(float(i), 100, 10) for i in range(1000)]
-    assert len(window(rows, rate_scale=0.5, seed=3)) == len(window(rows, rate_scale=0.5, seed=3))
-    assert 400 < len(window(rows, rate_scale=0.5, seed=3)) < 600
-    tripled = window(rows, rate_scale=3.0, seed=3)
+def test_trace_csv_window_and_rate_scale_use_the_simulator_reader(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("arrival_s,input_tokens,output_tokens,class\n" + "".join(
+        f"{i}.5,100,10,{'batch' if i % 4 == 0 else 'interactive'}\n" for i in range(1000)))
+    requests = load_requests(str(path))
+    assert len(requests) == 1000 and sum(r.request_class == "batch" for r in requests) == 250
+    assert load_requests(str(path), rate_scale=0.5, seed=3)[0].arrival_s == load_requests(
+        str(path), rate_scale=0.5, seed=3)[0].arrival_s
+    assert 400 < len(load_requests(str(path), rate_scale=0.5, seed=3)) < 600
+    tripled = load_requests(str(path), rate_scale=3.0, seed=3)
     assert len(tripled) == 3000
     assert all(a.arrival_s <= b.arrival_s for a, b in zip(tripled, tripled[1:], strict=False))
-    assert window(rows, start_s=100.0, duration_s=50.0)[0].arrival_s == 0.0
-    assert len(window(rows, start_s=100.0, duration_s=50.0)) == 50
+    part = load_requests(str(path), start_s=100.0, duration_s=50.0)
+    assert len(part) == 50 and part[0].arrival_s == 0.5 and [r.request_id for r in part] == list(range(50))
+
+
+def test_rate_csv_expands_to_requests(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("start_s,duration_s,rate_rps,input_tokens,output_tokens\n0,100,2,500,50\n100,100,8,500,50\n")
+    requests = load_requests(str(path), seed=1)
+    first, second = [r for r in requests if r.arrival_s < 100], [r for r in requests if r.arrival_s >= 100]
+    assert 150 < len(first) < 250 and 650 < len(second) < 950
+    assert {(r.input_tokens, r.output_tokens) for r in requests} == {(500, 50)}

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import random
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from leadtime.cli import CliError
 from leadtime.replica import DEFAULT_PROFILE, ReplicaProfile, Request, get_profile
+from leadtime.sim.traces import TraceError, build_arrivals, load_trace
 
-
-@dataclass(frozen=True)
-class TraceRow:
-    arrival_s: float
-    input_tokens: int
-    output_tokens: int
-    request_class: str = "interactive"
+# Rate traces give arrivals per window; they are expanded per second of trace, as the simulator does.
+RATE_TICK_S = 1.0
 
 
 def load_profile(name_or_path: str | None) -> ReplicaProfile:
@@ -38,65 +32,48 @@ def load_profile(name_or_path: str | None) -> ReplicaProfile:
         raise CliError(str(err)) from err
 
 
-def read_trace_rows(path: str) -> list[TraceRow]:
-    """The canonical trace CSV: arrival_s, input_tokens, output_tokens[, request_class]."""
-    try:
-        from leadtime.sim import traces as sim_traces  # the simulator's reader is the source of truth
-    except ImportError:
-        sim_traces = None
-    if sim_traces is not None and hasattr(sim_traces, "read_trace"):
-        return [
-            TraceRow(r.arrival_s, int(r.input_tokens), int(r.output_tokens), getattr(r, "request_class", "interactive"))
-            for r in sim_traces.read_trace(path)
-        ]
-    try:
-        with open(path, newline="") as handle:
-            return [
-                TraceRow(
-                    float(row["arrival_s"]), int(row["input_tokens"]), int(row["output_tokens"]),
-                    (row.get("request_class") or "interactive").strip(),
-                )
-                for row in csv.DictReader(handle)
-            ]
-    except (OSError, KeyError, ValueError) as err:
-        raise CliError(f"trace {path}: {err}") from err
+def trace_requests(path: str, *, rate_scale: float = 1.0, seed: int = 0) -> list[Request]:
+    """Every request of a canonical trace (the simulator's reader), rate-scaled the simulator's way.
 
-
-def window(
-    rows: Iterable[TraceRow], *, start_s: float = 0.0, duration_s: float | None = None,
-    rate_scale: float = 1.0, seed: int = 0,
-) -> list[Request]:
-    """Requests of [start_s, start_s + duration_s) re-based to 0, with the rate scaled, deterministically.
-
-    rate_scale < 1 keeps each request with that probability; > 1 adds copies of each request, spread
-    uniformly up to the next arrival so bursts keep their shape instead of doubling at one instant.
+    Request CSVs keep each request's own arrival time and tokens; rate CSVs give arrivals per second,
+    which are spread uniformly inside their second (seeded) with the window's mean token counts.
     """
-    ordered = sorted(rows, key=lambda r: r.arrival_s)
-    if not ordered:
-        return []
-    origin = ordered[0].arrival_s + start_s
-    end = float("inf") if duration_s is None else origin + duration_s
-    selected = [r for r in ordered if origin <= r.arrival_s < end]
-    rng = random.Random(seed)
+    try:
+        trace = load_trace(path)
+        arrivals = build_arrivals(trace, tick_s=RATE_TICK_S, rate_scale=rate_scale, seed=seed)
+    except (TraceError, ValueError) as err:
+        raise CliError(str(err)) from err
+    rng = np.random.default_rng(seed)
     out: list[Request] = []
-    for i, row in enumerate(selected):
-        gap = (selected[i + 1].arrival_s - row.arrival_s) if i + 1 < len(selected) else 0.0
-        copies = int(rate_scale) + (1 if rng.random() < rate_scale - int(rate_scale) else 0)
-        for copy in range(copies):
-            offset = 0.0 if copy == 0 else rng.uniform(0.0, gap)
-            out.append(
-                Request(
-                    arrival_s=row.arrival_s - origin + offset, input_tokens=row.input_tokens,
-                    output_tokens=row.output_tokens, request_class=row.request_class,
+    for request_class, a in arrivals.classes.items():
+        if a.request_arrival_s is not None:
+            assert a.request_input_tokens is not None and a.request_output_tokens is not None
+            for at, inp, outp in zip(a.request_arrival_s, a.request_input_tokens, a.request_output_tokens, strict=True):
+                out.append(Request(float(at), int(inp), int(outp), request_class=request_class))
+            continue
+        for tick in np.nonzero(a.count)[0]:
+            n = int(a.count[tick])
+            for offset in np.sort(rng.uniform(0.0, arrivals.tick_s, n)):
+                out.append(
+                    Request(
+                        float(tick * arrivals.tick_s + offset), max(1, round(float(a.input_tokens[tick]))),
+                        max(1, round(float(a.output_tokens[tick]))), request_class=request_class,
+                    )
                 )
-            )
-    out.sort(key=lambda r: r.arrival_s)
-    for request_id, request in enumerate(out):
-        request.request_id = request_id
     return out
+
+
+def window(requests: Iterable[Request], *, start_s: float = 0.0, duration_s: float | None = None) -> list[Request]:
+    """Requests arriving in [start_s, start_s + duration_s) of the trace, re-based to 0 and numbered in order."""
+    end = float("inf") if duration_s is None else start_s + duration_s
+    selected = sorted((r for r in requests if start_s <= r.arrival_s < end), key=lambda r: r.arrival_s)
+    for request_id, request in enumerate(selected):
+        request.arrival_s -= start_s
+        request.request_id = request_id
+    return selected
 
 
 def load_requests(
     path: str, *, start_s: float = 0.0, duration_s: float | None = None, rate_scale: float = 1.0, seed: int = 0
 ) -> list[Request]:
-    return window(read_trace_rows(path), start_s=start_s, duration_s=duration_s, rate_scale=rate_scale, seed=seed)
+    return window(trace_requests(path, rate_scale=rate_scale, seed=seed), start_s=start_s, duration_s=duration_s)
