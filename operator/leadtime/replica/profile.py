@@ -9,6 +9,15 @@ from typing import Any
 from leadtime.replica.coldstart import ColdStart, parse_cold_start
 
 
+def _at_least(value, floor: float):  # noqa: ANN001, ANN202 - floats or numpy arrays alike
+    """max(value, floor) that also works element-wise on arrays of token counts."""
+    return (value + floor + abs(value - floor)) / 2.0
+
+
+def _at_most(value, ceiling: float):  # noqa: ANN001, ANN202
+    return (value + ceiling - abs(value - ceiling)) / 2.0
+
+
 @dataclass(frozen=True)
 class ReplicaProfile:
     """One model on one replica (its GPUs), as a continuous-batching server sees it.
@@ -49,7 +58,7 @@ class ReplicaProfile:
         return self.decode_base_s + self.decode_per_seq_s * max(batch, 1.0)
 
     def prefill_s(self, input_tokens: float) -> float:
-        return max(input_tokens, 1.0) / self.prefill_tokens_per_s
+        return _at_least(input_tokens, 1.0) / self.prefill_tokens_per_s
 
     def max_concurrency(self, input_tokens: float, output_tokens: float) -> int:
         """Sequences that fit at once for requests of this size (the slot limit or the KV limit)."""
@@ -69,16 +78,18 @@ class ReplicaProfile:
     def latency_at(self, input_tokens: float, output_tokens: float, batch: float) -> tuple[float, float]:
         """(ttft_s, e2e_s) of a request once admitted, at a steady batch of `batch` running sequences.
 
+        Token counts may be numpy arrays (one latency per request); `batch` is a scalar.
+
         At throughput X = 1/cost the replica spends a share f = X * prefill of its time in prefill; the
         other b-1 sequences' prefills stall this one's decode for f * (b-1)/b of the time, and a new prefill
         waits on average for half a prefill of those ahead of it (M/D/1-like, f/(2(1-f))).
         """
         b = max(batch, 1.0)
         prefill = self.prefill_s(input_tokens)
-        busy_prefill = min(prefill / self.cost_per_request_s(input_tokens, output_tokens, b), 0.95)
+        busy_prefill = _at_most(prefill / self.cost_per_request_s(input_tokens, output_tokens, b), 0.95)
         stalled = busy_prefill * (b - 1.0) / b
         ttft = prefill * (1.0 + stalled / (2.0 * (1.0 - stalled)))
-        e2e = ttft + max(output_tokens - 1.0, 0.0) * self.tpot_s(b) / (1.0 - stalled)
+        e2e = ttft + _at_least(output_tokens - 1.0, 0.0) * self.tpot_s(b) / (1.0 - stalled)
         return ttft, e2e
 
     def replicas_for(

@@ -1,0 +1,404 @@
+"""The fluid (cohort) simulator: a virtual clock in fixed ticks, the policy called every interval.
+
+Per tick and per service group (interactive -> the interactive pool; batch -> batch + batch-ondemand):
+arrivals join a FIFO queue of cohorts; cohorts are admitted while the group's ready replicas have free
+slots (`max_concurrency` of the head's tokens); running work departs at the rate the replica model
+gives for the current batch per replica (Little: R / (b * cost_per_request_s(b))); each admitted
+cohort's latency is its queue wait plus `latency_at(in, out, b)`. Request traces keep every request's
+tokens, so latency percentiles see each request's own prefill and decode lengths.
+
+The policy sees only an `Observation` built like Prometheus would (arrivals over the last minute,
+queue depth, running, p95 from latency histogram buckets over the last minute) and `PoolState` from
+the replicas' lifecycle; never the trace's future or the configured cold start.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from leadtime.policy.types import (
+    BATCH,
+    BATCH_ONDEMAND,
+    INTERACTIVE,
+    ClassObservation,
+    Observation,
+    Policy,
+    PolicyConfig,
+    PoolState,
+    ReadyPod,
+)
+from leadtime.replica import ReplicaProfile
+from leadtime.sim.metrics import RunMetrics, compute_metrics
+from leadtime.sim.traces import Arrivals
+
+# 2023-11-14 00:00 UTC, a Tuesday: trace second 0 is midnight, so time-of-day floors line up with
+# day-aligned traces (ServeGen's windows start at midnight).
+EPOCH_S = 1_699_920_000.0
+
+# Prometheus-style latency buckets (vLLM's TTFT/e2e histogram bounds); the policy's p95 is
+# interpolated inside these, as histogram_quantile does.
+LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0,
+                     7.5, 10.0, 15.0, 20.0, 30.0, 40.0, 60.0, 80.0, 120.0, 240.0, 480.0, 960.0, 1920.0)
+
+GROUPS = {"interactive": (INTERACTIVE,), "batch": (BATCH, BATCH_ONDEMAND)}
+POOL_GROUP = {INTERACTIVE: "interactive", BATCH: "batch", BATCH_ONDEMAND: "batch"}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    profile: ReplicaProfile
+    policy_config: PolicyConfig
+    slo_metric: str = "ttft"  # which latency the SLO (and the policy's p95) is about
+    slo_p95_s: float = 2.0
+    queue_limit: int | None = None  # per service group; arrivals beyond it are dropped and reported
+    metrics_window_s: float = 60.0  # the Prometheus range of rate() and histogram_quantile()
+    slo_window_s: float = 60.0
+    spot_capacity: int | None = None  # batch-pool replicas the spot market will schedule (None: unlimited)
+    seed: int = 0
+    epoch_s: float = EPOCH_S
+
+
+@dataclass
+class _Replica:
+    created_s: float
+    cold_start_s: float
+    ready_at_s: float
+    scheduled: bool = True  # False while Pending (no spot capacity): not billed, not starting
+
+
+@dataclass
+class _Group:
+    pools: tuple[str, ...]
+    queue: deque = field(default_factory=deque)  # [arrival_s, count, in, out, first_request_index]
+    queued: float = 0.0
+    running: float = 0.0
+    running_in: float = 0.0
+    running_out: float = 0.0
+    dropped: float = 0.0
+    requeued: float = 0.0
+
+
+@dataclass
+class Timeline:
+    """Per-tick series for plots (interactive group)."""
+
+    tick_s: float
+    arrivals: np.ndarray
+    ready: np.ndarray
+    starting: np.ndarray
+    queued: np.ndarray
+
+
+@dataclass
+class RunResult:
+    policy: str
+    params: dict[str, Any]
+    metrics: RunMetrics
+    timeline: Timeline | None
+    wall_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"policy": self.policy, "params": self.params, **self.metrics.to_json(), "wall_s": round(self.wall_s, 3)}
+
+
+class _Samples:
+    """Latency samples: per request for request traces, per admitted cohort otherwise."""
+
+    def __init__(self, arrivals: Arrivals) -> None:
+        self.per_request: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name, cls in arrivals.classes.items():
+            if cls.request_arrival_s is not None:
+                n = len(cls.request_arrival_s)
+                self.per_request[name] = (np.full(n, np.nan), np.full(n, np.nan))
+        self.cohort: list[tuple[float, float, float, float]] = []  # arrival_s, weight, ttft, e2e
+
+
+def simulate(
+    policy: Policy,
+    arrivals: Arrivals,
+    config: SimConfig,
+    *,
+    params: dict[str, Any] | None = None,
+    record_timeline: bool = True,
+    progress: Callable[[float], None] | None = None,
+) -> RunResult:
+    """Run one policy over the arrivals; returns its metrics and (optionally) the per-tick timeline."""
+    wall_start = time.perf_counter()
+    profile, dt, n_ticks = config.profile, arrivals.tick_s, arrivals.n_ticks
+    rng = random.Random(config.seed)  # same cold-start draws, in creation order, for every policy
+    groups = {name: _Group(pools) for name, pools in GROUPS.items()}
+    replicas: dict[str, list[_Replica]] = {pool: [] for pool in POOL_GROUP}
+    desired = {pool: 0 for pool in POOL_GROUP}
+    samples = _Samples(arrivals)
+    interactive = arrivals.classes["interactive"]
+    batch = arrivals.classes["batch"]
+    has_batch = batch.total > 0
+    window_ticks = max(1, round(config.metrics_window_s / dt))
+    arrivals_ring = {g: np.zeros(window_ticks) for g in groups}
+    n_buckets = len(LATENCY_BUCKETS_S) + 1
+    hist_ring = {g: np.zeros((window_ticks, n_buckets)) for g in groups}
+    buckets = np.asarray(LATENCY_BUCKETS_S)
+    slo_index = 0 if config.slo_metric == "ttft" else 1
+    memory: dict[str, Any] = {}
+    next_policy_s = 0.0
+    billed_gpu_s = {pool: 0.0 for pool in POOL_GROUP}
+    idle_gpu_s = 0.0
+    scale_events = 0
+    timeline = None
+    if record_timeline:
+        timeline = Timeline(dt, interactive.count.astype(float) / dt, np.zeros(n_ticks), np.zeros(n_ticks),
+                            np.zeros(n_ticks))
+    gpus = profile.gpus_per_replica
+
+    def live(pool: str) -> list[_Replica]:
+        return replicas[pool]
+
+    def ready_count(group: _Group, now: float) -> int:
+        return sum(1 for pool in group.pools for r in replicas[pool] if r.scheduled and r.ready_at_s <= now)
+
+    def remove_ready(group: _Group, now: float) -> None:
+        """A Ready replica leaves: its share of the group's running work goes back to the queue front."""
+        n_ready = ready_count(group, now)
+        if n_ready <= 0 or group.running <= 0:
+            return
+        share = group.running / n_ready
+        b = group.running / n_ready
+        _, e2e = profile.latency_at(group.running_in, group.running_out, b)
+        group.queue.appendleft([now - e2e / 2.0, share, group.running_in, group.running_out, -1])
+        group.queued += share
+        group.requeued += share
+        group.running -= share
+
+    def apply(pool: str, target: int, now: float) -> None:
+        nonlocal scale_events
+        target = max(0, int(target))
+        if target != desired[pool]:
+            scale_events += 1
+            desired[pool] = target
+        pods = replicas[pool]
+        while len(pods) < target:
+            cold = max(0.0, profile.cold_start.sample_s(rng))
+            pods.append(_Replica(created_s=now, cold_start_s=cold, ready_at_s=now + cold))
+        if len(pods) > target:
+            # Kubernetes removes unscheduled pods first, then not-ready ones, then the newest Ready ones.
+            pods.sort(key=lambda r: (not r.scheduled, r.ready_at_s > now, r.ready_at_s), reverse=True)
+            group = groups[POOL_GROUP[pool]]
+            while len(pods) > target:
+                victim = pods[0]
+                if victim.scheduled and victim.ready_at_s <= now:
+                    remove_ready(group, now)
+                billed_gpu_s[pool] += (now - victim.created_s) * gpus if victim.scheduled else 0.0
+                pods.pop(0)
+            pods.sort(key=lambda r: r.created_s)
+        if pool == BATCH and config.spot_capacity is not None:
+            scheduled = 0
+            for r in pods:
+                if r.scheduled:
+                    scheduled += 1
+            for r in pods:
+                if not r.scheduled and scheduled < config.spot_capacity:
+                    # Scheduled now: billing and the cold start begin when a node is found.
+                    billed_gpu_s[pool] -= 0.0
+                    r.scheduled, r.created_s, r.ready_at_s = True, now, now + r.cold_start_s
+                    scheduled += 1
+            over = [r for r in pods if r.scheduled][config.spot_capacity :]
+            for r in over:
+                if r.ready_at_s > now:
+                    r.scheduled = False
+
+    def pool_state(pool: str, now: float) -> PoolState:
+        ready, starting, pending = [], [], []
+        for r in replicas[pool]:
+            if not r.scheduled:
+                pending.append(now - r.created_s)
+            elif r.ready_at_s <= now:
+                ready.append(ReadyPod(ready_at_s=r.ready_at_s + config.epoch_s, cold_start_s=r.cold_start_s))
+            else:
+                starting.append(now - r.created_s)
+        return PoolState(desired=desired[pool], ready=tuple(ready), starting_ages_s=tuple(starting),
+                         pending_ages_s=tuple(pending))
+
+    def observe(name: str, tick: int) -> ClassObservation:
+        group = groups[name]
+        seen = min(tick + 1, window_ticks)
+        hist = hist_ring[name].sum(axis=0)
+        return ClassObservation(
+            arrival_rate_rps=float(arrivals_ring[name].sum()) / (seen * dt),
+            queue_depth=group.queued,
+            running=group.running,
+            p95_latency_s=histogram_quantile(0.95, hist),
+        )
+
+    def record(name: str, cohort: list, k: float, wait_s: float, b: float, tick: int) -> None:
+        arrival_s, _, inp, out, first = cohort
+        if first >= 0:
+            cls = arrivals.classes[name]
+            lo, hi = int(first), int(first + k)
+            ttft, e2e = profile.latency_at(cls.request_input_tokens[lo:hi], cls.request_output_tokens[lo:hi], b)
+            waits = wait_s + 0.0
+            ttft_all, e2e_all = samples.per_request[name]
+            ttft_all[lo:hi] = ttft + waits
+            e2e_all[lo:hi] = e2e + waits
+            values = (ttft if slo_index == 0 else e2e) + waits
+            hist_ring[name][tick % window_ticks] += np.bincount(
+                np.searchsorted(buckets, values), minlength=n_buckets)
+            cohort[4] = first + k
+        else:
+            ttft, e2e = profile.latency_at(inp, out, b)
+            samples.cohort.append((arrival_s, k, ttft + wait_s, e2e + wait_s))
+            value = (ttft if slo_index == 0 else e2e) + wait_s
+            hist_ring[name][tick % window_ticks][bisect.bisect_left(LATENCY_BUCKETS_S, value)] += k
+
+    for tick in range(n_ticks):
+        now = tick * dt
+        slot = tick % window_ticks
+        for name in groups:
+            hist_ring[name][slot] = 0.0
+        arrivals_ring["interactive"][slot] = interactive.count[tick]
+        arrivals_ring["batch"][slot] = batch.count[tick]
+
+        if now >= next_policy_s - 1e-9:
+            observation = Observation(at_s=now + config.epoch_s, interactive=observe("interactive", tick),
+                                      batch=observe("batch", tick))
+            states = {pool: pool_state(pool, now) for pool in POOL_GROUP}
+            decision = policy.decide(config.policy_config, observation, states, memory, now + config.epoch_s)
+            memory = dict(decision.memory or {})
+            for pool, pool_decision in decision.pools.items():
+                if pool in replicas:
+                    if tick == 0:
+                        # The deployment existed before the trace began: first decision starts Ready.
+                        for _ in range(max(0, int(pool_decision.replicas))):
+                            replicas[pool].append(_Replica(created_s=0.0, cold_start_s=0.0, ready_at_s=0.0))
+                        desired[pool] = max(0, int(pool_decision.replicas))
+                    else:
+                        apply(pool, pool_decision.replicas, now)
+            next_policy_s = now + policy.interval_s
+            if progress is not None:
+                progress(tick / n_ticks)
+
+        for name, group in groups.items():
+            cls = interactive if name == "interactive" else batch
+            count = cls.count[tick]
+            if name == "batch" and not has_batch and group.running <= 0:
+                continue
+            if count > 0:
+                if config.queue_limit is not None and group.queued + count > config.queue_limit:
+                    dropped = min(count, max(0.0, group.queued + count - config.queue_limit))
+                    group.dropped += dropped
+                    count -= int(math.ceil(dropped))
+                if count > 0:
+                    first = int(cls.first[tick]) if cls.first is not None else -1
+                    group.queue.append([now, float(count), cls.input_tokens[tick], cls.output_tokens[tick], first])
+                    group.queued += count
+            n_ready = ready_count(group, now)
+            if group.queued > 0 and n_ready > 0:
+                admitted: list[tuple[list, float]] = []
+                free = n_ready * profile.max_concurrency(group.queue[0][2], group.queue[0][3]) - group.running
+                while group.queue and free >= 1.0 - 1e-9:
+                    cohort = group.queue[0]
+                    k = min(cohort[1], math.floor(free + 1e-9)) if cohort[4] >= 0 else min(cohort[1], free)
+                    if k <= 0:
+                        break
+                    admitted.append((cohort, k))
+                    free -= k
+                    total = group.running + k
+                    group.running_in = (group.running * group.running_in + k * cohort[2]) / total
+                    group.running_out = (group.running * group.running_out + k * cohort[3]) / total
+                    group.running = total
+                    group.queued -= k
+                    if k >= cohort[1] - 1e-9:
+                        group.queue.popleft()
+                    else:
+                        cohort[1] -= k
+                b = group.running / n_ready
+                for cohort, k in admitted:
+                    record(name, cohort, k, now - cohort[0], b, tick)
+                if not group.queue:
+                    group.queued = 0.0
+            if group.running > 0 and n_ready > 0:
+                b = group.running / n_ready
+                in_service_s = b * profile.cost_per_request_s(group.running_in, group.running_out, b)
+                group.running -= group.running * min(1.0, dt / in_service_s)
+                if group.running < 1e-6:
+                    group.running = 0.0
+
+        starting_now = 0
+        for pool, pods in replicas.items():
+            if not pods:
+                continue
+            billed = sum(1 for r in pods if r.scheduled)
+            billed_gpu_s[pool] += 0.0  # billed at deletion/end from created_s
+            n_starting = sum(1 for r in pods if r.scheduled and r.ready_at_s > now)
+            if pool == INTERACTIVE:
+                starting_now = n_starting
+            group = groups[POOL_GROUP[pool]]
+            n_ready = billed - n_starting
+            busy = min(float(n_ready), math.ceil(group.running)) if n_ready else 0.0
+            share = n_ready / max(1, ready_count(group, now)) if len(group.pools) > 1 else 1.0
+            idle_gpu_s += (n_starting + max(0.0, n_ready - busy * share)) * gpus * dt
+        if timeline is not None:
+            timeline.ready[tick] = sum(1 for r in replicas[INTERACTIVE] if r.scheduled and r.ready_at_s <= now)
+            timeline.starting[tick] = starting_now
+            timeline.queued[tick] = groups["interactive"].queued
+
+    end_s = n_ticks * dt
+    for pool, pods in replicas.items():
+        for r in pods:
+            if r.scheduled:
+                billed_gpu_s[pool] += (end_s - r.created_s) * gpus
+    # Requests still queued at the end waited at least until the end: counted with that latency.
+    for name, group in groups.items():
+        for cohort in group.queue:
+            if cohort[4] >= 0:
+                cls = arrivals.classes[name]
+                lo, hi = int(cohort[4]), int(cohort[4] + cohort[1])
+                waits = end_s - cls.request_arrival_s[lo:hi]
+                for arr in samples.per_request[name]:
+                    arr[lo:hi] = waits
+            else:
+                samples.cohort.append((cohort[0], cohort[1], end_s - cohort[0], end_s - cohort[0]))
+    prices = {INTERACTIVE: config.policy_config.price_per_gpu_hour,
+              BATCH: config.policy_config.batch.price_per_gpu_hour,
+              BATCH_ONDEMAND: config.policy_config.price_per_gpu_hour}
+    metrics = compute_metrics(
+        arrivals=arrivals,
+        per_request=samples.per_request,
+        cohorts=samples.cohort,
+        slo_index=slo_index,
+        slo_p95_s=config.slo_p95_s,
+        slo_window_s=config.slo_window_s,
+        billed_gpu_s=billed_gpu_s,
+        prices=prices,
+        idle_gpu_s=idle_gpu_s,
+        scale_events=scale_events,
+        dropped=sum(g.dropped for g in groups.values()),
+        requeued=sum(g.requeued for g in groups.values()),
+    )
+    params = dict(params if params is not None else getattr(policy, "params", lambda: {})())
+    return RunResult(policy.name, params, metrics, timeline, time.perf_counter() - wall_start)
+
+
+def histogram_quantile(q: float, counts: np.ndarray) -> float | None:
+    """Prometheus' histogram_quantile over non-cumulative bucket counts (last bucket is +Inf)."""
+    total = float(counts.sum())
+    if total <= 0:
+        return None
+    rank = q * total
+    cumulative = np.cumsum(counts)
+    index = int(np.searchsorted(cumulative, rank))
+    if index >= len(LATENCY_BUCKETS_S):
+        return LATENCY_BUCKETS_S[-1]
+    upper = LATENCY_BUCKETS_S[index]
+    lower = LATENCY_BUCKETS_S[index - 1] if index > 0 else 0.0
+    below = float(cumulative[index - 1]) if index > 0 else 0.0
+    in_bucket = float(counts[index])
+    return lower + (upper - lower) * ((rank - below) / in_bucket if in_bucket > 0 else 1.0)

@@ -1,0 +1,110 @@
+"""Run metrics: GPU-hours and cost, SLO attainment per 1-minute window and per request, p95, idleness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from leadtime.sim.traces import Arrivals
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    gpu_hours: float
+    cost_usd: float
+    slo_window_attainment: float  # share of windows with traffic whose p95 meets the target
+    slo_request_attainment: float  # share of requests within the target
+    p95_latency_s: float
+    scale_events: int
+    idle_gpu_share: float  # billed GPU time spent starting or with nothing running
+    dropped: float
+    requests: float
+    requeued: float
+    windows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "gpu_hours": round(self.gpu_hours, 4),
+            "cost_usd": round(self.cost_usd, 2),
+            "slo_window_attainment": round(self.slo_window_attainment, 5),
+            "slo_request_attainment": round(self.slo_request_attainment, 5),
+            "p95_latency_s": round(self.p95_latency_s, 4),
+            "scale_events": self.scale_events,
+            "idle_gpu_share": round(self.idle_gpu_share, 4),
+            "dropped": int(round(self.dropped)),
+        }
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    if len(values) == 0:
+        return 0.0
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    index = int(np.searchsorted(cumulative, q * cumulative[-1]))
+    return float(values[order][min(index, len(values) - 1)])
+
+
+def window_p95(arrival_s: np.ndarray, weights: np.ndarray, latency_s: np.ndarray, window_s: float) -> np.ndarray:
+    """Weighted p95 latency of each window (by arrival time) that has traffic."""
+    window = np.floor(arrival_s / window_s).astype(np.int64)
+    order = np.lexsort((latency_s, window))
+    window, weights, latency_s = window[order], weights[order], latency_s[order]
+    cumulative = np.cumsum(weights)
+    ids, starts = np.unique(window, return_index=True)
+    ends = np.append(starts[1:], len(window))
+    before = np.where(starts > 0, cumulative[starts - 1], 0.0)
+    totals = cumulative[ends - 1] - before
+    targets = before + 0.95 * totals
+    index = np.searchsorted(cumulative, targets - 1e-9)
+    index = np.minimum(np.maximum(index, starts), ends - 1)
+    return latency_s[index][totals > 0]
+
+
+def compute_metrics(
+    *,
+    arrivals: Arrivals,
+    per_request: dict[str, tuple[np.ndarray, np.ndarray]],
+    cohorts: list[tuple[float, float, float, float]],
+    slo_index: int,
+    slo_p95_s: float,
+    slo_window_s: float,
+    billed_gpu_s: dict[str, float],
+    prices: dict[str, float],
+    idle_gpu_s: float,
+    scale_events: int,
+    dropped: float,
+    requeued: float,
+) -> RunMetrics:
+    at_parts, weight_parts, latency_parts = [], [], []
+    for name, latencies in per_request.items():
+        values = latencies[slo_index]
+        done = ~np.isnan(values)
+        at_parts.append(arrivals.classes[name].request_arrival_s[done])
+        weight_parts.append(np.ones(int(done.sum())))
+        latency_parts.append(values[done])
+    if cohorts:
+        table = np.asarray(cohorts, dtype=float)
+        at_parts.append(table[:, 0])
+        weight_parts.append(table[:, 1])
+        latency_parts.append(table[:, 2 + slo_index])
+    at = np.concatenate(at_parts) if at_parts else np.zeros(0)
+    weights = np.concatenate(weight_parts) if weight_parts else np.zeros(0)
+    latency = np.concatenate(latency_parts) if latency_parts else np.zeros(0)
+    total_weight = float(weights.sum())
+    per_window = window_p95(at, weights, latency, slo_window_s) if len(at) else np.zeros(0)
+    billed = sum(billed_gpu_s.values())
+    return RunMetrics(
+        gpu_hours=billed / 3600.0,
+        cost_usd=sum(billed_gpu_s[p] / 3600.0 * prices[p] for p in billed_gpu_s),
+        slo_window_attainment=float((per_window <= slo_p95_s).mean()) if len(per_window) else 1.0,
+        slo_request_attainment=float(weights[latency <= slo_p95_s].sum() / total_weight) if total_weight else 1.0,
+        p95_latency_s=weighted_quantile(latency, weights, 0.95),
+        scale_events=scale_events,
+        idle_gpu_share=idle_gpu_s / billed if billed > 0 else 0.0,
+        dropped=dropped,
+        requests=total_weight,
+        requeued=requeued,
+        windows=len(per_window),
+    )
