@@ -1,0 +1,108 @@
+"""Step: forecast interactive demand one lead time ahead (Holt's linear smoothing, damped trend).
+
+The arrival rate from Prometheus is already a windowed rate, so the level is smoothed lightly; the
+trend is smoothed more and damped, because a trend extrapolated over a 10-minute cold start is
+exactly what turns one noisy minute into a wild forecast. The forecast is also bounded without any
+seasonal assumption: never below zero, never more than `MAX_GROWTH_FACTOR` times the level. Each
+forecast is remembered with the time it targets; when that time comes, the shortfall (demand above
+the forecast) feeds a running under-forecast ratio that widens the margin on bursty traffic and
+narrows it on smooth traffic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from leadtime.policy.types import Memory
+
+# Time constants (seconds) rather than per-step weights, so the forecaster behaves the same whether
+# it runs every 2 s or every 15 s.
+LEVEL_TIME_CONSTANT_S = 10.0
+TREND_TIME_CONSTANT_S = 90.0
+# The trend's effect saturates after about this long: demand rarely keeps its slope for longer.
+TREND_DAMPING_S = 300.0
+MAX_GROWTH_FACTOR = 3.0
+# Under-forecast ratio: exponentially weighted over about this many resolved forecasts.
+ERROR_MEMORY_FORECASTS = 30.0
+# At most this many forecasts awaiting resolution (they are subsampled over the horizon).
+MAX_PENDING_FORECASTS = 24
+
+
+@dataclass(frozen=True)
+class Forecast:
+    level_rps: float  # smoothed current demand
+    trend_rps_per_s: float
+    horizon_s: float
+    at_horizon_rps: float  # demand expected `horizon_s` from now (bounded)
+    peak_rps: float  # the most demand expected between now and the horizon
+    under_forecast_ratio: float  # recent shortfall of forecasts relative to what arrived
+
+
+def damped_horizon_s(horizon_s: float) -> float:
+    """How many seconds of trend a damped trend accumulates over `horizon_s`."""
+    return TREND_DAMPING_S * (1.0 - math.exp(-max(horizon_s, 0.0) / TREND_DAMPING_S))
+
+
+def update_forecast(
+    forecast_memory: Memory | None, observed_rps: float, horizon_s: float, now_s: float, unit_rps: float
+) -> tuple[Forecast, Memory]:
+    """Fold the newest arrival rate into the smoothed level and trend and forecast `horizon_s` ahead.
+
+    `unit_rps` (one replica's capacity) keeps the under-forecast ratio meaningful at tiny demand.
+    """
+    previous = forecast_memory or {}
+    observed_rps = max(observed_rps, 0.0)
+    if "level_rps" not in previous:
+        level_rps, trend_rps_per_s = observed_rps, 0.0
+    else:
+        elapsed_s = max(now_s - float(previous["at_s"]), 0.0)
+        old_level_rps = float(previous["level_rps"])
+        old_trend = float(previous["trend_rps_per_s"])
+        if elapsed_s <= 0.0:
+            level_rps, trend_rps_per_s = old_level_rps, old_trend
+        else:
+            level_weight = 1.0 - math.exp(-elapsed_s / LEVEL_TIME_CONSTANT_S)
+            trend_weight = 1.0 - math.exp(-elapsed_s / TREND_TIME_CONSTANT_S)
+            predicted_rps = max(old_level_rps + old_trend * damped_horizon_s(elapsed_s), 0.0)
+            level_rps = predicted_rps + level_weight * (observed_rps - predicted_rps)
+            trend_rps_per_s = old_trend + trend_weight * ((level_rps - old_level_rps) / elapsed_s - old_trend)
+
+    at_horizon_rps = level_rps + trend_rps_per_s * damped_horizon_s(horizon_s)
+    at_horizon_rps = min(max(at_horizon_rps, 0.0), MAX_GROWTH_FACTOR * max(level_rps, unit_rps))
+    peak_rps = max(level_rps, at_horizon_rps)
+
+    # Resolve forecasts whose target time has come, against the demand seen now.
+    under_ratio = float(previous.get("under_forecast_ratio", 0.0))
+    still_pending: list[list[float]] = []
+    for target_s, forecast_rps in previous.get("pending", []):
+        if target_s <= now_s:
+            shortfall = max(observed_rps - forecast_rps, 0.0) / max(forecast_rps, unit_rps)
+            under_ratio += (shortfall - under_ratio) / ERROR_MEMORY_FORECASTS
+        else:
+            still_pending.append([float(target_s), float(forecast_rps)])
+    spacing_s = max(horizon_s / MAX_PENDING_FORECASTS, 1e-9)
+    if not still_pending or now_s - float(previous.get("last_recorded_s", -math.inf)) >= spacing_s:
+        still_pending.append([now_s + horizon_s, peak_rps])
+        last_recorded_s = now_s
+    else:
+        last_recorded_s = float(previous.get("last_recorded_s", now_s))
+    still_pending = still_pending[-MAX_PENDING_FORECASTS:]
+
+    memory: Memory = {
+        "level_rps": level_rps,
+        "trend_rps_per_s": trend_rps_per_s,
+        "at_s": now_s,
+        "under_forecast_ratio": under_ratio,
+        "pending": still_pending,
+        "last_recorded_s": last_recorded_s,
+    }
+    forecast = Forecast(
+        level_rps=level_rps,
+        trend_rps_per_s=trend_rps_per_s,
+        horizon_s=horizon_s,
+        at_horizon_rps=at_horizon_rps,
+        peak_rps=peak_rps,
+        under_forecast_ratio=under_ratio,
+    )
+    return forecast, memory
