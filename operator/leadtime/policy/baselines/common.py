@@ -1,0 +1,21 @@
+"""What the baselines share: reading the in-flight metric and answering when metrics fail."""
+
+from __future__ import annotations
+
+from leadtime.policy.types import ClassObservation, Observation
+
+# A baseline keeps its replicas when the metrics are unavailable, like HPA when the metrics API
+# errors ("FailedGetExternalMetric": no rescale) and Knative when it has no data (invalid scale).
+STALE_AFTER_S = 60.0
+
+
+def in_flight(observation: ClassObservation) -> float | None:
+    """Requests waiting plus running, summed over the pods (what KEDA's query and Knative's
+    queue-proxy concurrency both measure); None when neither is known."""
+    if observation.queue_depth is None and observation.running is None:
+        return None
+    return (observation.queue_depth or 0.0) + (observation.running or 0.0)
+
+
+def usable(observation: Observation) -> bool:
+    return observation.available and observation.stale_s <= STALE_AFTER_S
