@@ -1,0 +1,408 @@
+"""Table-driven tests of each step of leadtime's policy chain."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from leadtime.policy.batch import batch_replicas_needed, plan_batch
+from leadtime.policy.bounds import floor_replicas, minute_of_day_utc, record_windowed_max
+from leadtime.policy.capacity import learn_capacity
+from leadtime.policy.forecast import update_forecast
+from leadtime.policy.lead_time import learn_lead_time, quantile
+from leadtime.policy.leadtime import check_metrics, decide
+from leadtime.policy.sizing import (
+    erlang_c_exact,
+    erlang_c_halfin_whitt,
+    replicas_for_p95,
+    tail_wait_probability,
+)
+from leadtime.policy.types import (
+    BATCH,
+    BATCH_ONDEMAND,
+    INTERACTIVE,
+    BatchConfig,
+    ClassObservation,
+    FloorWindow,
+    Observation,
+    PolicyConfig,
+    PoolState,
+    ReadyPod,
+)
+
+
+def pods(*cold_starts_s: float, ready_at_s: float = 100.0) -> tuple[ReadyPod, ...]:
+    return tuple(ReadyPod(ready_at_s=ready_at_s + i, cold_start_s=c) for i, c in enumerate(cold_starts_s))
+
+
+# --- lead time -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cold_starts_s", "expected_s", "source"),
+    [
+        ((), 60.0, "prior"),
+        ((30.0, 40.0), 60.0, "prior"),  # too few samples
+        ((30.0, 40.0, 50.0), 48.0, "P90 of 3 starts"),
+        ((10.0,) * 9 + (100.0,), 19.0, "P90 of 10 starts"),
+    ],
+)
+def test_lead_time_is_p90_of_starts_after_enough_samples(cold_starts_s, expected_s, source):
+    lead_time_s, _, got_source = learn_lead_time(PoolState(ready=pods(*cold_starts_s)), None, 60.0)
+    assert lead_time_s == pytest.approx(expected_s)
+    assert got_source == source
+
+
+def test_lead_time_counts_each_pod_once():
+    pool = PoolState(ready=pods(30.0, 40.0, 50.0))
+    _, memory, _ = learn_lead_time(pool, None, 60.0)
+    _, memory, _ = learn_lead_time(pool, memory, 60.0)
+    assert memory["samples_s"] == [30.0, 40.0, 50.0]
+    newer = PoolState(ready=pool.ready + (ReadyPod(ready_at_s=500.0, cold_start_s=90.0),))
+    _, memory, _ = learn_lead_time(newer, memory, 60.0)
+    assert memory["samples_s"] == [30.0, 40.0, 50.0, 90.0]
+
+
+def test_lead_time_sample_is_bounded():
+    memory = None
+    for i in range(80):
+        _, memory, _ = learn_lead_time(PoolState(ready=(ReadyPod(float(i), float(i)),)), memory, 60.0)
+    assert len(memory["samples_s"]) == 50
+    assert memory["samples_s"][-1] == 79.0
+
+
+def test_quantile_interpolates():
+    assert quantile([1, 2, 3, 4, 5], 0.5) == 3
+    assert quantile([0, 10], 0.9) == pytest.approx(9.0)
+
+
+# --- capacity --------------------------------------------------------------------------------------
+
+
+CAPACITY_CONFIG = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, slo_p95_s=2.0)
+
+
+@pytest.mark.parametrize(
+    ("observation", "ready", "expected_rps"),
+    [
+        # no traffic: prior
+        (ClassObservation(0.0, 0.0, 0.0, None), 4, 2.0),
+        # healthy, batch 25% full, serving 1 rps/replica: below the prior, prior stays
+        (ClassObservation(4.0, 0.0, 32.0, 0.5), 4, 2.0),
+        # healthy and busy at 3 rps/replica: that was sustained within the SLO, so at least 3
+        (ClassObservation(12.0, 0.0, 100.0, 0.5), 4, 3.0),
+        # 3 rps/replica with nearly empty batches says nothing about saturation: prior stays
+        (ClassObservation(12.0, 0.0, 40.0, 0.5), 4, 2.0),
+        # overloaded at 1.5 rps/replica with a queue: cut by at most 5 %
+        (ClassObservation(6.0, 50.0, 128.0, 5.0), 4, 1.9),
+        # bounded to a third of the prior
+        (ClassObservation(0.1, 50.0, 128.0, 5.0), 4, 1.9),
+    ],
+)
+def test_capacity_learning(observation, ready, expected_rps):
+    estimate, memory = learn_capacity(CAPACITY_CONFIG, observation, ready, None)
+    assert estimate.rps_per_replica == pytest.approx(expected_rps)
+    assert memory["rps_per_replica"] == pytest.approx(expected_rps)
+
+
+def test_capacity_little_law_moves_toward_full_batch_throughput():
+    # 4 replicas, 26 of 32 slots busy each (81 %), 8 rps in total: service time 13 s, so a full
+    # batch completes 32 / 13 = 2.46 rps; the estimate moves 5 % of the way from 2.0.
+    observation = ClassObservation(8.0, 0.0, 104.0, 1.0)
+    estimate, _ = learn_capacity(CAPACITY_CONFIG, observation, 4, None)
+    assert estimate.rps_per_replica == pytest.approx(2.0 + 0.05 * (32 / 13.0 - 2.0))
+
+
+def test_capacity_never_below_a_third_of_prior():
+    memory = None
+    for _ in range(200):
+        estimate, memory = learn_capacity(CAPACITY_CONFIG, ClassObservation(0.4, 50.0, 128.0, 9.0), 4, memory)
+    assert estimate.rps_per_replica == pytest.approx(2.0 / 3.0)
+
+
+# --- forecast --------------------------------------------------------------------------------------
+
+
+def run_forecast(rates_rps, horizon_s=120.0, step_s=5.0):
+    memory, forecast = None, None
+    for i, rate in enumerate(rates_rps):
+        forecast, memory = update_forecast(memory, rate, horizon_s, i * step_s, unit_rps=1.0)
+    return forecast
+
+
+def test_forecast_of_constant_demand_is_that_demand():
+    forecast = run_forecast([10.0] * 100)
+    assert forecast.level_rps == pytest.approx(10.0)
+    assert forecast.at_horizon_rps == pytest.approx(10.0)
+
+
+def test_forecast_extrapolates_a_ramp():
+    # +0.05 rps/s for 10 minutes: in 120 s demand will be ~6 rps higher
+    forecast = run_forecast([0.05 * 5 * i for i in range(120)])
+    assert forecast.trend_rps_per_s == pytest.approx(0.05, rel=0.15)
+    assert forecast.at_horizon_rps > forecast.level_rps + 4.0
+
+
+def test_forecast_of_falling_demand_peaks_at_the_current_level():
+    forecast = run_forecast([60.0 - 0.05 * 5 * i for i in range(120)])
+    assert forecast.at_horizon_rps < forecast.level_rps
+    assert forecast.peak_rps == forecast.level_rps
+
+
+def test_forecast_growth_is_bounded():
+    forecast = run_forecast([1.0] * 50 + [200.0] * 3, horizon_s=600.0)
+    assert forecast.at_horizon_rps <= 3.0 * max(forecast.level_rps, 1.0) + 1e-9
+
+
+def test_under_forecast_ratio_grows_on_surprises_and_not_on_smooth_demand():
+    smooth = run_forecast([10.0] * 200)
+    bursty = run_forecast([10.0, 10.0, 10.0, 30.0] * 50)
+    assert smooth.under_forecast_ratio == pytest.approx(0.0)
+    assert bursty.under_forecast_ratio > 0.05
+
+
+# --- sizing ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("servers", "load", "expected"),
+    [(1, 0.5, 0.5), (2, 1.0, 1.0 / 3.0), (10, 0.0, 0.0), (3, 3.0, 1.0)],
+)
+def test_erlang_c_exact(servers, load, expected):
+    assert erlang_c_exact(servers, load) == pytest.approx(expected)
+
+
+def test_halfin_whitt_is_close_to_exact_for_many_servers():
+    for servers, load in ((200, 180.0), (256, 240.0), (100, 80.0)):
+        assert erlang_c_halfin_whitt(servers, load) == pytest.approx(erlang_c_exact(servers, load), abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("arrival_rps", "expected"),
+    [(0.0, 0), (1.0, 1), (10.0, 6), (40.0, 21), (100.0, 51)],
+)
+def test_replicas_for_p95(arrival_rps, expected):
+    config = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, slo_p95_s=2.0)
+    assert replicas_for_p95(arrival_rps, 2.0, config, limit=100) == expected
+
+
+def test_sized_pool_meets_the_tail_and_one_fewer_does_not():
+    config = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, slo_p95_s=2.0)
+    replicas = replicas_for_p95(40.0, 2.0, config, limit=100)
+    assert tail_wait_probability(replicas, 40.0, 2.0, 32, 1.0) <= 0.05
+    assert tail_wait_probability(replicas - 1, 40.0, 2.0, 32, 1.0) > 0.05
+
+
+def test_sizing_respects_limit():
+    assert replicas_for_p95(1000.0, 2.0, PolicyConfig(), limit=20) == 20
+
+
+# --- floors and bounds -----------------------------------------------------------------------------
+
+
+NIGHT = FloorWindow(start_minute=22 * 60, end_minute=2 * 60, replicas=3)
+DAY = FloorWindow(start_minute=9 * 60, end_minute=17 * 60, replicas=6)
+
+
+@pytest.mark.parametrize(
+    ("hour", "expected"),
+    [(3, 1), (9, 6), (16, 6), (17, 1), (23, 3), (1, 3), (2, 1)],
+)
+def test_time_of_day_floors(hour, expected):
+    config = PolicyConfig(warm_floor=1, floors=(NIGHT, DAY))
+    floor, _ = floor_replicas(config, hour * 3600.0 + 30 * 86_400)
+    assert floor == expected
+
+
+def test_minute_of_day():
+    assert minute_of_day_utc(86_400 * 7 + 3661) == 61
+
+
+def test_windowed_max_keeps_the_window_maximum():
+    history: list = []
+    values = [(0, 5), (10, 3), (20, 4), (400, 2)]
+    maxima = []
+    for at_s, value in values:
+        history, window_max = record_windowed_max(history, at_s, value, 300.0)
+        maxima.append(window_max)
+    assert maxima == [5, 5, 5, 2]
+    assert len(history) == 1
+
+
+# --- metrics freshness -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("observation", "fresh"),
+    [
+        (Observation(at_s=0, interactive=ClassObservation(1.0, 0, 0, 0.1)), True),
+        (Observation(at_s=0, interactive=ClassObservation(1.0, 0, 0, 0.1), available=False), False),
+        (Observation(at_s=0, interactive=ClassObservation(1.0, 0, 0, 0.1), stale_s=300.0), False),
+        (Observation(at_s=0, interactive=ClassObservation(None, 0, 0, 0.1)), False),
+    ],
+)
+def test_check_metrics(observation, fresh):
+    assert (check_metrics(observation, PolicyConfig()) is None) == fresh
+
+
+# --- batch -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("queue", "running", "arrival_rps", "expected"),
+    [
+        (0.0, 0.0, 0.0, 0),  # nothing to do: zero replicas
+        (0.0, 0.0, 3.0, 2),  # 3 rps at 2 rps/replica
+        (7000.0, 200.0, 0.0, 2),  # 7200 requests within 3600 − 60 s = 2.03 rps
+        (100_000.0, 0.0, 0.0, 10),  # capped at max_replicas
+    ],
+)
+def test_batch_sizing_against_deadline(queue, running, arrival_rps, expected):
+    batch = BatchConfig(enabled=True, deadline_s=3600.0, max_replicas=10)
+    needed, _, _ = batch_replicas_needed(
+        batch, ClassObservation(arrival_rps, queue, running, None), 2.0, 60.0
+    )
+    assert needed == expected
+
+
+SPOT_BATCH = BatchConfig(
+    enabled=True, deadline_s=600.0, max_replicas=10, fallback_after_pending_s=120.0, fallback_max_replicas=2
+)
+BACKLOG = ClassObservation(0.0, 3000.0, 0.0, None)  # needs ceil(3000 / 540 / 2) = 3 replicas
+
+
+def test_batch_falls_back_to_ondemand_when_spot_is_stuck():
+    spot = PoolState(desired=3, pending_ages_s=(200.0, 200.0, 200.0))
+    plan = plan_batch(SPOT_BATCH, BACKLOG, spot, 2.0, 60.0, None, 1000.0)
+    assert plan.spot.replicas == 3
+    assert plan.ondemand.replicas == 2
+    assert "pending" in plan.ondemand.reason
+
+
+def test_batch_waits_before_falling_back():
+    spot = PoolState(desired=3, pending_ages_s=(30.0, 30.0, 30.0))
+    plan = plan_batch(SPOT_BATCH, BACKLOG, spot, 2.0, 60.0, None, 1000.0)
+    assert plan.ondemand.replicas == 0
+
+
+def test_batch_returns_to_spot_as_spot_becomes_ready():
+    memory = {"ondemand_replicas": 2, "recommendations": []}
+    half_back = PoolState(desired=3, ready=pods(30.0, 30.0), starting_ages_s=(10.0,))
+    plan = plan_batch(SPOT_BATCH, BACKLOG, half_back, 2.0, 60.0, memory, 1000.0)
+    assert plan.ondemand.replicas == 1
+    all_back = PoolState(desired=3, ready=pods(30.0, 30.0, 30.0))
+    plan = plan_batch(SPOT_BATCH, BACKLOG, all_back, 2.0, 60.0, plan.memory, 1005.0)
+    assert plan.ondemand.replicas == 0
+    assert "spot is back" in plan.ondemand.reason
+
+
+# --- decide() as a whole ---------------------------------------------------------------------------
+
+
+def observe(arrival_rps, queue=0.0, running=0.0, p95_s=0.5, **kwargs):
+    return Observation(at_s=0.0, interactive=ClassObservation(arrival_rps, queue, running, p95_s), **kwargs)
+
+
+def test_unavailable_metrics_hold_replicas():
+    decision = decide(
+        PolicyConfig(), observe(5.0, available=False), {INTERACTIVE: PoolState(desired=4)}, {}, 0.0
+    )
+    assert decision.held
+    assert decision.pools[INTERACTIVE].replicas == 4
+    assert "metrics unavailable" in decision.pools[INTERACTIVE].reason
+
+
+def test_unavailable_metrics_still_raise_a_pool_at_zero_to_its_floor():
+    config = PolicyConfig(warm_floor=2)
+    decision = decide(config, observe(5.0, stale_s=600.0), {INTERACTIVE: PoolState(desired=0)}, {}, 0.0)
+    assert decision.held
+    assert decision.pools[INTERACTIVE].replicas == 2
+    assert "old" in decision.pools[INTERACTIVE].reason
+
+
+def test_reason_names_forecast_horizon_and_model():
+    config = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, cold_start_prior_s=115.0)
+    decision = decide(config, observe(38.2), {INTERACTIVE: PoolState(desired=1)}, {}, 0.0)
+    reason = decision.pools[INTERACTIVE].reason
+    assert reason.startswith("forecast 38.2 rps in 120 s needs ")
+    assert "(p95 model" in reason
+    assert decision.pools[INTERACTIVE].replicas == 20
+
+
+def test_target_is_capped_at_max_replicas():
+    config = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, max_replicas=10)
+    decision = decide(config, observe(38.2), {INTERACTIVE: PoolState(desired=1)}, {}, 0.0)
+    assert decision.pools[INTERACTIVE].replicas == 10
+    assert "capped at max 10" in decision.pools[INTERACTIVE].reason
+
+
+def test_starting_replicas_count_as_capacity_no_cascade():
+    """A breach while replicas are starting adds nothing: the starting ones are already coming."""
+    config = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, max_replicas=50)
+    pool = PoolState(desired=10, ready=pods(*[60.0] * 2), starting_ages_s=(10.0,) * 8)
+    memory: dict = {}
+    replicas = []
+    for tick in range(12):
+        decision = decide(
+            config,
+            observe(15.0, queue=400.0, running=64.0, p95_s=30.0),
+            {INTERACTIVE: pool},
+            memory,
+            tick * 5.0,
+        )
+        memory = decision.memory
+        replicas.append(decision.pools[INTERACTIVE].replicas)
+    # sized once for 15 rps plus the backlog (12 replicas), not doubled tick after tick
+    assert replicas == [12] * 12
+
+
+def test_reactive_correction_adds_one_when_slo_breaks_with_nothing_starting():
+    config = PolicyConfig(replica_capacity_rps=10.0, max_concurrency=32, max_replicas=50)
+    pool = PoolState(desired=4, ready=pods(*[60.0] * 4))
+    decision = decide(
+        config, observe(20.0, queue=100.0, running=128.0, p95_s=9.0), {INTERACTIVE: pool}, {}, 0.0
+    )
+    assert decision.pools[INTERACTIVE].replicas == 5
+    assert "reactive correction" in decision.pools[INTERACTIVE].reason
+
+
+def test_scale_down_waits_for_stabilisation_then_steps_gently():
+    config = PolicyConfig(
+        replica_capacity_rps=2.0, max_concurrency=32, scale_down_stabilization_s=300.0, max_replicas=40
+    )
+    pool = PoolState(desired=30, ready=pods(*[60.0] * 30))
+    memory: dict = {}
+    history = []
+    for tick in range(0, 400, 5):
+        decision = decide(config, observe(2.0), {INTERACTIVE: pool}, memory, float(tick))
+        memory = decision.memory
+        replicas = decision.pools[INTERACTIVE].replicas
+        history.append(replicas)
+        pool = PoolState(desired=replicas, ready=pods(*[60.0] * replicas))
+    first_drop = next(i for i, r in enumerate(history) if r < 30)
+    assert first_drop * 5 >= 300 - 5
+    steps = [a - b for a, b in zip(history, history[1:], strict=False)]
+    assert max(steps) <= 3  # at most 10 % of 30 per decision
+
+
+def test_no_scale_down_while_forecast_exceeds_ready_capacity():
+    config = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, scale_down_stabilization_s=0.0)
+    # 10 desired but only 3 ready; demand 8 rps needs 5: desired must not drop below 10 while the
+    # forecast exceeds what the 3 ready replicas serve.
+    pool = PoolState(desired=10, ready=pods(60.0, 60.0, 60.0), starting_ages_s=(5.0,) * 7)
+    decision = decide(config, observe(8.0), {INTERACTIVE: pool}, {}, 0.0)
+    assert decision.pools[INTERACTIVE].replicas == 10
+    assert "exceeds ready capacity" in decision.pools[INTERACTIVE].reason
+
+
+def test_batch_pools_are_decided_when_enabled():
+    config = PolicyConfig(batch=BatchConfig(enabled=True))
+    observation = Observation(
+        at_s=0.0,
+        interactive=ClassObservation(1.0, 0.0, 0.0, 0.1),
+        batch=ClassObservation(0.0, 0.0, 0.0, None),
+    )
+    decision = decide(config, observation, {}, {}, 0.0)
+    assert decision.pools[BATCH].replicas == 0
+    assert decision.pools[BATCH_ONDEMAND].replicas == 0
+    assert math.isfinite(decision.lead_time_s)
