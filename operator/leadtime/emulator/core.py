@@ -216,10 +216,10 @@ class EmulatorCore:
                     success_total=pod.success_total, ttft=pod.ttft.freeze(), e2e=pod.e2e.freeze(),
                 )
             )
-        unrouted = {}
-        for request_class, model in self._models.items():
-            has_pods = any(CLASS_OF_POOL[p.pool] == request_class for p in self._pods.values())
-            unrouted[HOME_POOL[request_class]] = 0 if has_pods else model.queue_depth
+        # A class with Ready pods reports its queue through them; one without reports it at the router,
+        # also when it is zero, so the queue-depth series never goes missing.
+        served = {CLASS_OF_POOL[p.pool] for p in self._pods.values()}
+        unrouted = {HOME_POOL[c]: m.queue_depth for c, m in self._models.items() if c not in served}
         return Snapshot(
             trace_s=self.trace_s,
             pods=tuple(pods),

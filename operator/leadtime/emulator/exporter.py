@@ -36,8 +36,8 @@ def _bound(bound: float) -> str:
     return repr(float(bound))
 
 
-def families(snapshot: Snapshot, namespace: str, model_deployment: str) -> list[Metric]:
-    """All metric families for one snapshot."""
+def families(snapshot: Snapshot, namespace: str, model_deployment: str, *, router: bool = True) -> list[Metric]:
+    """All metric families for one snapshot; `router=False` leaves out the router queue (one real server)."""
     waiting = GaugeMetricFamily(
         "vllm:num_requests_waiting", "Requests waiting to be processed.", labels=POD_LABELS
     )
@@ -60,7 +60,7 @@ def families(snapshot: Snapshot, namespace: str, model_deployment: str) -> list[
         success.add_metric(labels, pod.success_total)
         _histogram(ttft, labels, pod.ttft)
         _histogram(e2e, labels, pod.e2e)
-    for pool, n in sorted(snapshot.unrouted_waiting.items()):
+    for pool, n in sorted(snapshot.unrouted_waiting.items() if router else ()):
         waiting.add_metric([namespace, model_deployment, pool, ROUTER_POD], n)
 
     arrived = CounterMetricFamily(
@@ -108,8 +108,11 @@ def families(snapshot: Snapshot, namespace: str, model_deployment: str) -> list[
 class SnapshotCollector(Collector):
     """Collects whatever snapshot `latest()` returns at scrape time."""
 
-    def __init__(self, latest: Callable[[], Snapshot | None], namespace: str, model_deployment: str) -> None:
+    def __init__(
+        self, latest: Callable[[], Snapshot | None], namespace: str, model_deployment: str, *, router: bool = True
+    ) -> None:
         self._latest = latest
+        self.router = router
         self.namespace = namespace
         self.model_deployment = model_deployment
 
@@ -117,4 +120,4 @@ class SnapshotCollector(Collector):
         snapshot = self._latest()
         if snapshot is None:
             return iter(())
-        return iter(families(snapshot, self.namespace, self.model_deployment))
+        return iter(families(snapshot, self.namespace, self.model_deployment, router=self.router))

@@ -186,7 +186,7 @@ def build_server(
     """The server and its replica, not yet serving (call `serve_forever` and `replica.start()`)."""
     replica = FakeReplica(profile, pod=pod, pool=pool, time_scale=time_scale, cold_start_s=cold_start_s)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(replica.snapshot, namespace, model_deployment))
+    registry.register(SnapshotCollector(replica.snapshot, namespace, model_deployment, router=False))
     server = ThreadingHTTPServer((host, port), make_handler(replica, registry, model_deployment))
     server.daemon_threads = True
     return server, replica
