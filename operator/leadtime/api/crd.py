@@ -131,9 +131,11 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _default_nested_objects(node: dict[str, Any]) -> None:
-    # An absent optional object gets `default: {}`, so the apiserver applies the defaults inside it
-    # and stored objects look like what parse_model_deployment returns. Not for objects with
-    # required fields ({} would be invalid) nor nullable ones (status: absent means unknown).
+    # An absent optional object gets a default, so the apiserver fills in the defaults inside it and
+    # stored objects look like what parse_model_deployment returns. The default is spelled out in
+    # full rather than `{}`: the apiserver checks each default against the CEL rules as written,
+    # without first applying the nested defaults. Not for objects with required fields nor nullable
+    # ones (status: absent means unknown).
     required = set(node.get("required", ()))
     for name, prop in node.get("properties", {}).items():
         if (
@@ -144,7 +146,16 @@ def _default_nested_objects(node: dict[str, Any]) -> None:
             and not prop.get("nullable")
             and not prop.get("required")
         ):
-            prop["default"] = {}
+            prop["default"] = _filled({}, prop)
+
+
+def _filled(obj: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with the schema's defaults applied, as the apiserver does."""
+    out = dict(obj)
+    for name, prop in schema.get("properties", {}).items():
+        if name not in out and "default" in prop:
+            out[name] = copy.deepcopy(prop["default"])
+    return out
 
 
 def model_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -44,8 +44,8 @@ def _constraints(node: dict[str, Any]) -> str:
 
 
 def _default(node: dict[str, Any]) -> str:
-    if "default" not in node or node["default"] == {}:
-        return ""
+    if "default" not in node or node.get("type") == "object" and "properties" in node:
+        return ""  # an object's default is the defaults of its fields
     value = json.dumps(node["default"], separators=(", ", ": "))
     return f"`{value}`" if len(value) < 60 else "see below"
 
