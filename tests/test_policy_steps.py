@@ -82,42 +82,58 @@ def test_quantile_interpolates():
 CAPACITY_CONFIG = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, slo_p95_s=2.0)
 
 
+def learn_for(observations, ready=4, step_s=5.0):
+    """Feed (observation, ...) once per control interval; returns the final estimate."""
+    memory, estimate = None, None
+    for i, observation in enumerate(observations):
+        estimate, memory = learn_capacity(CAPACITY_CONFIG, observation, ready, memory, i * step_s)
+    return estimate
+
+
+def growing_queue(arrival_rps, ticks, running=128.0):
+    return [ClassObservation(arrival_rps, 50.0 + 10 * i, running, 5.0) for i in range(ticks)]
+
+
 @pytest.mark.parametrize(
-    ("observation", "ready", "expected_rps"),
+    ("observations", "expected_rps"),
     [
         # no traffic: prior
-        (ClassObservation(0.0, 0.0, 0.0, None), 4, 2.0),
-        # healthy, batch 25% full, serving 1 rps/replica: below the prior, prior stays
-        (ClassObservation(4.0, 0.0, 32.0, 0.5), 4, 2.0),
-        # healthy and busy at 3 rps/replica: that was sustained within the SLO, so at least 3
-        (ClassObservation(12.0, 0.0, 100.0, 0.5), 4, 3.0),
-        # 3 rps/replica with nearly empty batches says nothing about saturation: prior stays
-        (ClassObservation(12.0, 0.0, 40.0, 0.5), 4, 2.0),
-        # overloaded at 1.5 rps/replica with a queue: cut by at most 5 %
-        (ClassObservation(6.0, 50.0, 128.0, 5.0), 4, 1.9),
-        # bounded to a third of the prior
-        (ClassObservation(0.1, 50.0, 128.0, 5.0), 4, 1.9),
+        ([ClassObservation(0.0, 0.0, 0.0, None)] * 20, 2.0),
+        # healthy, batch 25% full: says nothing about saturation, prior stays
+        ([ClassObservation(4.0, 0.0, 32.0, 0.5)] * 20, 2.0),
+        # a queue growing at 1.5 rps/replica, but for less than a window: no evidence yet
+        (growing_queue(6.0, 12), 2.0),
+        # growing for over a window (13 decisions = 60 s): cut by 5 % per decision, not below 1.5
+        (growing_queue(6.0, 14), 1.9),
+        (growing_queue(6.0, 40), 1.5),
+        # a long queue that is not growing (draining after new replicas arrived) is no evidence
+        ([ClassObservation(6.0, 500.0 - 10 * i, 128.0, 5.0) for i in range(40)], 2.0),
     ],
 )
-def test_capacity_learning(observation, ready, expected_rps):
-    estimate, memory = learn_capacity(CAPACITY_CONFIG, observation, ready, None)
-    assert estimate.rps_per_replica == pytest.approx(expected_rps)
-    assert memory["rps_per_replica"] == pytest.approx(expected_rps)
+def test_capacity_learning(observations, expected_rps):
+    assert learn_for(observations).rps_per_replica == pytest.approx(expected_rps)
 
 
 def test_capacity_little_law_moves_toward_full_batch_throughput():
-    # 4 replicas, 26 of 32 slots busy each (81 %), 8 rps in total: service time 13 s, so a full
-    # batch completes 32 / 13 = 2.46 rps; the estimate moves 5 % of the way from 2.0.
-    observation = ClassObservation(8.0, 0.0, 104.0, 1.0)
-    estimate, _ = learn_capacity(CAPACITY_CONFIG, observation, 4, None)
+    # 4 replicas, 26 of 32 slots busy each (81 %), 8 rps in total, steady for a window: service time
+    # 13 s, so a full batch completes 32 / 13 = 2.46 rps; each decision moves 5 % of the way.
+    estimate = learn_for([ClassObservation(8.0, 0.0, 104.0, 1.0)] * 13)  # t = 0 … 60 s: one update
     assert estimate.rps_per_replica == pytest.approx(2.0 + 0.05 * (32 / 13.0 - 2.0))
+    assert estimate.source == "learned"
+
+
+def test_capacity_evidence_restarts_when_ready_replicas_change():
+    memory = None
+    for i in range(30):
+        ready = 4 if i % 10 else 5  # the pool changes every 50 s: never a steady window
+        _, memory = learn_capacity(
+            CAPACITY_CONFIG, ClassObservation(8.0, 0.0, 104.0, 1.0), ready, memory, i * 5.0
+        )
+    assert memory["rps_per_replica"] == 2.0
 
 
 def test_capacity_never_below_a_third_of_prior():
-    memory = None
-    for _ in range(200):
-        estimate, memory = learn_capacity(CAPACITY_CONFIG, ClassObservation(0.4, 50.0, 128.0, 9.0), 4, memory)
-    assert estimate.rps_per_replica == pytest.approx(2.0 / 3.0)
+    assert learn_for(growing_queue(0.4, 300)).rps_per_replica == pytest.approx(2.0 / 3.0)
 
 
 # --- forecast --------------------------------------------------------------------------------------

@@ -13,9 +13,14 @@ CAPACITY_BOUND_FACTOR = 3.0
 # at light load service is faster than at full batch and the estimate would be optimistic.
 LITTLE_MIN_BATCH_FILL = 0.6
 LITTLE_LEARNING_RATE = 0.05
-# When the SLO breaks with a queue at a per-replica load below the estimate, the estimate was too
-# high: cut it by at most this fraction per decision, so a transient burst does not erase it.
+# When the queue keeps growing at a per-replica load below the estimate, the estimate was too high:
+# cut it by at most this fraction per decision, so a transient burst does not erase it.
 OVERLOAD_MAX_CUT = 0.05
+# Evidence counts once the pool has kept its state this long: one Prometheus window (rate() and
+# histogram_quantile() over the last minute), so the rates and the p95 describe that state only.
+STEADY_FOR_S = 60.0
+# A queue below this share of the pool's slots is "small" (a healthy pool queues almost nothing).
+SMALL_QUEUE_SHARE = 0.02
 
 
 @dataclass(frozen=True)
@@ -29,15 +34,20 @@ def learn_capacity(
     interactive: ClassObservation,
     ready_replicas: int,
     capacity_memory: Memory | None,
+    now_s: float,
 ) -> tuple[CapacityEstimate, Memory]:
     """Update the per-replica capacity from what the ready replicas just did.
 
-    - healthy and busy (p95 within SLO, batch at least 60% full, little queue): Little's law gives the
-      service time `running / throughput`, so a full batch of `max_concurrency` completes
-      `max_concurrency / service_time_s` requests/s; move the estimate a little toward it, and never
-      below the throughput just served (it was sustained within the SLO);
-    - overloaded (p95 over SLO with a queue) at a per-replica load below the estimate: the estimate
-      is too high; cut it toward that load.
+    Prometheus reports windowed rates and percentiles, so evidence only counts once the pool has been
+    in the same state for a whole metrics window (`STEADY_FOR_S`): same ready replicas, and a queue
+    that is either small throughout (healthy) or growing throughout (overloaded).
+
+    - healthy and busy (p95 within SLO, batch at least 60% full): Little's law gives the service time
+      `running / throughput`, so a full batch of `max_concurrency` completes
+      `max_concurrency / service_time_s` requests/s; move the estimate a little toward it;
+    - overloaded (the queue grew for a whole window with the same ready replicas): the replicas
+      complete fewer requests/s than arrive, so the capacity is below `arrival / ready`; cut the
+      estimate toward that load, by at most `OVERLOAD_MAX_CUT` per decision.
     """
     prior_rps = config.replica_capacity_rps
     previous = capacity_memory or {}
@@ -45,29 +55,46 @@ def learn_capacity(
     learned = bool(previous.get("learned", False))
     arrival_rps = interactive.arrival_rate_rps
     running = interactive.running
-    queue_depth = interactive.queue_depth or 0.0
+    queue_depth = interactive.queue_depth
     p95_latency_s = interactive.p95_latency_s
-    if ready_replicas >= 1 and arrival_rps is not None and arrival_rps > 0 and p95_latency_s is not None:
+    slots = ready_replicas * config.max_concurrency
+    small_queue = queue_depth is not None and queue_depth <= max(1.0, SMALL_QUEUE_SHARE * slots)
+    previous_queue = previous.get("queue_depth")
+    growing_queue = (
+        queue_depth is not None
+        and previous_queue is not None
+        and queue_depth > previous_queue
+        and not small_queue
+    )
+    state = "healthy" if small_queue else ("growing" if growing_queue else "other")
+    same_state = previous.get("state") == state and previous.get("ready_replicas") == ready_replicas
+    state_since_s = float(previous.get("state_since_s", now_s)) if same_state else now_s
+    steady = now_s - state_since_s >= STEADY_FOR_S
+    if steady and ready_replicas >= 1 and arrival_rps is not None and arrival_rps > 0:
         per_replica_rps = arrival_rps / ready_replicas
-        little_queue = queue_depth <= 0.05 * ready_replicas * config.max_concurrency
-        if p95_latency_s <= config.slo_p95_s and little_queue and running is not None:
-            batch_fill = running / (ready_replicas * config.max_concurrency)
-            if batch_fill >= LITTLE_MIN_BATCH_FILL:
-                service_time_s = running / arrival_rps
-                little_rps = config.max_concurrency / service_time_s
-                estimate_rps += LITTLE_LEARNING_RATE * (little_rps - estimate_rps)
-                # A busy pool just served this much per replica within the SLO.
-                estimate_rps = max(estimate_rps, per_replica_rps)
-                learned = True
-        elif (
-            p95_latency_s > config.slo_p95_s
-            and queue_depth > ready_replicas
-            and per_replica_rps < estimate_rps
+        if (
+            state == "healthy"
+            and running is not None
+            and p95_latency_s is not None
+            and p95_latency_s <= config.slo_p95_s
+            and running / slots >= LITTLE_MIN_BATCH_FILL
         ):
+            service_time_s = running / arrival_rps
+            little_rps = config.max_concurrency / service_time_s
+            estimate_rps += LITTLE_LEARNING_RATE * (little_rps - estimate_rps)
+            learned = True
+        elif state == "growing" and per_replica_rps < estimate_rps:
             estimate_rps = max(per_replica_rps, estimate_rps * (1.0 - OVERLOAD_MAX_CUT))
             learned = True
     estimate_rps = min(
         max(estimate_rps, prior_rps / CAPACITY_BOUND_FACTOR), prior_rps * CAPACITY_BOUND_FACTOR
     )
-    memory: Memory = {"rps_per_replica": estimate_rps, "learned": learned}
+    memory: Memory = {
+        "rps_per_replica": estimate_rps,
+        "learned": learned,
+        "state": state,
+        "state_since_s": state_since_s,
+        "ready_replicas": ready_replicas,
+        "queue_depth": queue_depth,
+    }
     return CapacityEstimate(estimate_rps, "learned" if learned else "prior"), memory

@@ -246,7 +246,7 @@ def decide(
         return _hold(config, pools, new_memory, why_not, floor, lead_time_s)
 
     capacity, new_memory["capacity"] = learn_capacity(
-        config, observation.interactive, interactive_pool.ready_count, previous.get("capacity")
+        config, observation.interactive, interactive_pool.ready_count, previous.get("capacity"), now_s
     )
     horizon_s = lead_time_s + config.control_interval_s
     demand, new_memory["forecast"] = estimate_demand(
