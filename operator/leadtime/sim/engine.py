@@ -147,6 +147,7 @@ def simulate(
     n_buckets = len(LATENCY_BUCKETS_S) + 1
     hist_ring = {g: np.zeros((window_ticks, n_buckets)) for g in groups}
     buckets = np.asarray(LATENCY_BUCKETS_S)
+    touched = {g: [False] * window_ticks for g in groups}
     slo_index = 0 if config.slo_metric == "ttft" else 1
     memory: dict[str, Any] = {}
     next_policy_s = 0.0
@@ -159,11 +160,27 @@ def simulate(
                             np.zeros(n_ticks))
     gpus = profile.gpus_per_replica
 
-    def live(pool: str) -> list[_Replica]:
-        return replicas[pool]
+    # (ready, starting, billed, next ready_at) per pool, recomputed only when a pod changes state.
+    cache: dict[str, tuple[int, int, int, float]] = {}
+
+    def counts(pool: str, now: float) -> tuple[int, int, int]:
+        cached = cache.get(pool)
+        if cached is None or now >= cached[3]:
+            ready = starting = billed = 0
+            next_ready = math.inf
+            for r in replicas[pool]:
+                if r.scheduled:
+                    billed += 1
+                    if r.ready_at_s <= now:
+                        ready += 1
+                    else:
+                        starting += 1
+                        next_ready = min(next_ready, r.ready_at_s)
+            cached = cache[pool] = (ready, starting, billed, next_ready)
+        return cached[0], cached[1], cached[2]
 
     def ready_count(group: _Group, now: float) -> int:
-        return sum(1 for pool in group.pools for r in replicas[pool] if r.scheduled and r.ready_at_s <= now)
+        return sum(counts(pool, now)[0] for pool in group.pools)
 
     def remove_ready(group: _Group, now: float) -> None:
         """A Ready replica leaves: its share of the group's running work goes back to the queue front."""
@@ -180,6 +197,7 @@ def simulate(
 
     def apply(pool: str, target: int, now: float) -> None:
         nonlocal scale_events
+        cache.pop(pool, None)
         target = max(0, int(target))
         if target != desired[pool]:
             scale_events += 1
@@ -199,6 +217,7 @@ def simulate(
                 billed_gpu_s[pool] += (now - victim.created_s) * gpus if victim.scheduled else 0.0
                 pods.pop(0)
             pods.sort(key=lambda r: r.created_s)
+        cache.pop(pool, None)
         if pool == BATCH and config.spot_capacity is not None:
             scheduled = 0
             for r in pods:
@@ -207,13 +226,13 @@ def simulate(
             for r in pods:
                 if not r.scheduled and scheduled < config.spot_capacity:
                     # Scheduled now: billing and the cold start begin when a node is found.
-                    billed_gpu_s[pool] -= 0.0
                     r.scheduled, r.created_s, r.ready_at_s = True, now, now + r.cold_start_s
                     scheduled += 1
             over = [r for r in pods if r.scheduled][config.spot_capacity :]
             for r in over:
                 if r.ready_at_s > now:
                     r.scheduled = False
+        cache.pop(pool, None)
 
     def pool_state(pool: str, now: float) -> PoolState:
         ready, starting, pending = [], [], []
@@ -240,6 +259,7 @@ def simulate(
 
     def record(name: str, cohort: list, k: float, wait_s: float, b: float, tick: int) -> None:
         arrival_s, _, inp, out, first = cohort
+        touched[name][tick % window_ticks] = True
         if first >= 0:
             cls = arrivals.classes[name]
             lo, hi = int(first), int(first + k)
@@ -262,7 +282,9 @@ def simulate(
         now = tick * dt
         slot = tick % window_ticks
         for name in groups:
-            hist_ring[name][slot] = 0.0
+            if touched[name][slot]:
+                hist_ring[name][slot] = 0.0
+                touched[name][slot] = False
         arrivals_ring["interactive"][slot] = interactive.count[tick]
         arrivals_ring["batch"][slot] = batch.count[tick]
 
@@ -332,21 +354,19 @@ def simulate(
                     group.running = 0.0
 
         starting_now = 0
-        for pool, pods in replicas.items():
-            if not pods:
+        for pool in POOL_GROUP:
+            if not replicas[pool]:
                 continue
-            billed = sum(1 for r in pods if r.scheduled)
-            billed_gpu_s[pool] += 0.0  # billed at deletion/end from created_s
-            n_starting = sum(1 for r in pods if r.scheduled and r.ready_at_s > now)
+            n_ready, n_starting, _ = counts(pool, now)
             if pool == INTERACTIVE:
                 starting_now = n_starting
             group = groups[POOL_GROUP[pool]]
-            n_ready = billed - n_starting
-            busy = min(float(n_ready), math.ceil(group.running)) if n_ready else 0.0
-            share = n_ready / max(1, ready_count(group, now)) if len(group.pools) > 1 else 1.0
-            idle_gpu_s += (n_starting + max(0.0, n_ready - busy * share)) * gpus * dt
+            # A replica is idle while it starts or has nothing running (work spreads least-loaded first).
+            group_ready = ready_count(group, now) if len(group.pools) > 1 else n_ready
+            busy = min(float(group_ready), math.ceil(group.running)) * (n_ready / group_ready if group_ready else 0.0)
+            idle_gpu_s += (n_starting + n_ready - busy) * gpus * dt
         if timeline is not None:
-            timeline.ready[tick] = sum(1 for r in replicas[INTERACTIVE] if r.scheduled and r.ready_at_s <= now)
+            timeline.ready[tick] = counts(INTERACTIVE, now)[0] if replicas[INTERACTIVE] else 0
             timeline.starting[tick] = starting_now
             timeline.queued[tick] = groups["interactive"].queued
 

@@ -23,6 +23,8 @@ class RunMetrics:
     requests: float
     requeued: float
     windows: int
+    window_start_s: np.ndarray | None = None  # per window with traffic (plots only, not in JSON)
+    window_p95_s: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,7 +48,8 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
     return float(values[order][min(index, len(values) - 1)])
 
 
-def window_p95(arrival_s: np.ndarray, weights: np.ndarray, latency_s: np.ndarray, window_s: float) -> np.ndarray:
+def window_p95(arrival_s: np.ndarray, weights: np.ndarray, latency_s: np.ndarray, window_s: float,
+               with_starts: bool = False):  # noqa: ANN201
     """Weighted p95 latency of each window (by arrival time) that has traffic."""
     window = np.floor(arrival_s / window_s).astype(np.int64)
     order = np.lexsort((latency_s, window))
@@ -59,6 +62,8 @@ def window_p95(arrival_s: np.ndarray, weights: np.ndarray, latency_s: np.ndarray
     targets = before + 0.95 * totals
     index = np.searchsorted(cumulative, targets - 1e-9)
     index = np.minimum(np.maximum(index, starts), ends - 1)
+    if with_starts:
+        return ids[totals > 0] * window_s, latency_s[index][totals > 0]
     return latency_s[index][totals > 0]
 
 
@@ -93,7 +98,7 @@ def compute_metrics(
     weights = np.concatenate(weight_parts) if weight_parts else np.zeros(0)
     latency = np.concatenate(latency_parts) if latency_parts else np.zeros(0)
     total_weight = float(weights.sum())
-    per_window = window_p95(at, weights, latency, slo_window_s) if len(at) else np.zeros(0)
+    starts, per_window = window_p95(at, weights, latency, slo_window_s, True) if len(at) else (np.zeros(0), np.zeros(0))
     billed = sum(billed_gpu_s.values())
     return RunMetrics(
         gpu_hours=billed / 3600.0,
@@ -107,4 +112,6 @@ def compute_metrics(
         requests=total_weight,
         requeued=requeued,
         windows=len(per_window),
+        window_start_s=starts,
+        window_p95_s=per_window,
     )
