@@ -26,9 +26,10 @@ build_k8s() {
   (
     cd "$work"
     printf 'module leadtime.local/k8sbuild\n\ngo 1.25\n\nrequire k8s.io/kubernetes %s\n' "$K8S_VERSION" > go.mod
-    # Every k8s.io module the release requires at v0.0.0 is a staging module replaced by ./staging in
-    # the release tree, which the module zip lacks: point each at its published version instead.
-    grep -oE '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0' "$gomod" | awk '{print $1}' | sort -u | while read -r m; do
+    # Staging modules are replaced by ./staging/... in the release tree, which the module zip lacks:
+    # point each at its published version instead. Read them from the replace lines, not from
+    # "v0.0.0" requires, because pseudo-versions (k8s.io/utils v0.0.0-2026...) would match too.
+    grep -oE '^\s*k8s\.io/[a-z0-9/-]+ => \./staging/' "$gomod" | awk '{print $1}' | sort -u | while read -r m; do
       printf 'replace %s => %s %s\n' "$m" "$m" "$staging_ver" >> go.mod
     done
     printf 'package main\nimport (\n _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n)\nfunc main() {}\n' > tools.go
