@@ -106,6 +106,8 @@ def growing_queue(arrival_rps, ticks, running=128.0):
         # growing for over a window (13 decisions = 60 s): cut by 5 % per decision, not below 1.5
         (growing_queue(6.0, 14), 1.9),
         (growing_queue(6.0, 40), 1.5),
+        # p95 over the SLO for a whole window with no queue (prefill contention): cut as well
+        ([ClassObservation(6.0, 0.0, 40.0, 3.0)] * 40, 1.5),
         # a long queue that is not growing (draining after new replicas arrived) is no evidence
         ([ClassObservation(6.0, 500.0 - 10 * i, 128.0, 5.0) for i in range(40)], 2.0),
     ],

@@ -45,9 +45,10 @@ def learn_capacity(
     - healthy and busy (p95 within SLO, batch at least 60% full): Little's law gives the service time
       `running / throughput`, so a full batch of `max_concurrency` completes
       `max_concurrency / service_time_s` requests/s; move the estimate a little toward it;
-    - overloaded (the queue grew for a whole window with the same ready replicas): the replicas
-      complete fewer requests/s than arrive, so the capacity is below `arrival / ready`; cut the
-      estimate toward that load, by at most `OVERLOAD_MAX_CUT` per decision.
+    - overloaded for a whole window with the same ready replicas — the queue kept growing (the
+      replicas complete fewer requests/s than arrive), or the p95 broke the SLO without a queue
+      (e.g. long prompts contending for prefill): the capacity *within the SLO* is below
+      `arrival / ready`; cut the estimate toward that load, by at most `OVERLOAD_MAX_CUT` per decision.
     """
     prior_rps = config.replica_capacity_rps
     previous = capacity_memory or {}
@@ -66,7 +67,11 @@ def learn_capacity(
         and queue_depth > previous_queue
         and not small_queue
     )
-    state = "healthy" if small_queue else ("growing" if growing_queue else "other")
+    slo_broken = p95_latency_s is not None and p95_latency_s > config.slo_p95_s
+    if growing_queue or (slo_broken and small_queue):
+        state = "overloaded"
+    else:
+        state = "healthy" if small_queue else "other"
     same_state = previous.get("state") == state and previous.get("ready_replicas") == ready_replicas
     state_since_s = float(previous.get("state_since_s", now_s)) if same_state else now_s
     steady = now_s - state_since_s >= STEADY_FOR_S
@@ -83,7 +88,7 @@ def learn_capacity(
             little_rps = config.max_concurrency / service_time_s
             estimate_rps += LITTLE_LEARNING_RATE * (little_rps - estimate_rps)
             learned = True
-        elif state == "growing" and per_replica_rps < estimate_rps:
+        elif state == "overloaded" and per_replica_rps < estimate_rps:
             estimate_rps = max(per_replica_rps, estimate_rps * (1.0 - OVERLOAD_MAX_CUT))
             learned = True
     estimate_rps = min(
