@@ -75,10 +75,13 @@ class ReplicaProfile:
         b = self.max_concurrency(input_tokens, output_tokens) if batch is None else batch
         return 1.0 / self.cost_per_request_s(input_tokens, output_tokens, b)
 
-    def latency_at(self, input_tokens: float, output_tokens: float, batch: float) -> tuple[float, float]:
+    def latency_at(self, input_tokens: float, output_tokens: float, batch: float,
+                   mix_tokens: tuple[float, float] | None = None) -> tuple[float, float]:
         """(ttft_s, e2e_s) of a request once admitted, at a steady batch of `batch` running sequences.
 
-        Token counts may be numpy arrays (one latency per request); `batch` is a scalar.
+        Token counts may be numpy arrays (one latency per request); `batch` is a scalar. `mix_tokens`
+        is the mean (input, output) of the running batch, which sets how often others' prefills stall
+        this request (default: the batch looks like this request).
 
         At throughput X = 1/cost the replica spends a share f = X * prefill of its time in prefill; the
         other b-1 sequences' prefills stall this one's decode for f * (b-1)/b of the time, and a new prefill
@@ -86,9 +89,12 @@ class ReplicaProfile:
         """
         b = max(batch, 1.0)
         prefill = self.prefill_s(input_tokens)
-        busy_prefill = _at_most(prefill / self.cost_per_request_s(input_tokens, output_tokens, b), 0.95)
+        mix_in, mix_out = mix_tokens if mix_tokens is not None else (input_tokens, output_tokens)
+        busy_prefill = _at_most(self.prefill_s(mix_in) / self.cost_per_request_s(mix_in, mix_out, b), 0.95)
+        # waiting for others' prefills costs their (mix) prefill length, not this request's
+        mix_prefill = self.prefill_s(mix_in)
         stalled = busy_prefill * (b - 1.0) / b
-        ttft = prefill * (1.0 + stalled / (2.0 * (1.0 - stalled)))
+        ttft = prefill + mix_prefill * stalled / (2.0 * (1.0 - stalled))
         e2e = ttft + _at_least(output_tokens - 1.0, 0.0) * self.tpot_s(b) / (1.0 - stalled)
         return ttft, e2e
 

@@ -263,7 +263,8 @@ def simulate(
         if first >= 0:
             cls = arrivals.classes[name]
             lo, hi = int(first), int(first + k)
-            ttft, e2e = profile.latency_at(cls.request_input_tokens[lo:hi], cls.request_output_tokens[lo:hi], b)
+            ttft, e2e = profile.latency_at(cls.request_input_tokens[lo:hi], cls.request_output_tokens[lo:hi], b,
+                                           (groups[name].running_in, groups[name].running_out))
             waits = wait_s + 0.0
             ttft_all, e2e_all = samples.per_request[name]
             ttft_all[lo:hi] = ttft + waits
@@ -323,14 +324,26 @@ def simulate(
                     group.queued += count
             n_ready = ready_count(group, now)
             if group.queued > 0 and n_ready > 0:
-                admitted: list[tuple[list, float]] = []
+                admitted: list[tuple[list, float, float]] = []
                 free = n_ready * profile.max_concurrency(group.queue[0][2], group.queue[0][3]) - group.running
+                # Slots also free up during the tick as running work completes; a request admitted into
+                # one of those waits until its slot frees (position / departure rate), not a whole tick.
+                departure_rps = 0.0
+                if group.running > 0:
+                    b_now = group.running / n_ready
+                    departure_rps = group.running / (b_now * profile.cost_per_request_s(
+                        group.running_in, group.running_out, b_now))
+                    free += departure_rps * dt
+                slots_now = free - departure_rps * dt
+                position = 0.0
                 while group.queue and free >= 1.0 - 1e-9:
                     cohort = group.queue[0]
                     k = min(cohort[1], math.floor(free + 1e-9)) if cohort[4] >= 0 else min(cohort[1], free)
                     if k <= 0:
                         break
-                    admitted.append((cohort, k))
+                    extra_wait = max(0.0, position + k / 2.0 - slots_now) / departure_rps if departure_rps else 0.0
+                    admitted.append((cohort, k, min(extra_wait, dt)))
+                    position += k
                     free -= k
                     total = group.running + k
                     group.running_in = (group.running * group.running_in + k * cohort[2]) / total
@@ -342,8 +355,8 @@ def simulate(
                     else:
                         cohort[1] -= k
                 b = group.running / n_ready
-                for cohort, k in admitted:
-                    record(name, cohort, k, now - cohort[0], b, tick)
+                for cohort, k, extra_wait in admitted:
+                    record(name, cohort, k, now - cohort[0] + extra_wait, b, tick)
                 if not group.queue:
                     group.queued = 0.0
             if group.running > 0 and n_ready > 0:

@@ -1,0 +1,110 @@
+"""Simulator: fluid model against the per-request replica model, a golden run, the CLI's JSON."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+from leadtime.cli import main
+from leadtime.policy.types import INTERACTIVE, Decision, PoolDecision
+from leadtime.replica import PoolModel, Request, get_profile
+from leadtime.sim.run import make_scenario, run_one
+from leadtime.sim.traces import load_trace
+
+TRACES = pathlib.Path(__file__).parents[1] / "benchmarks" / "traces"
+PROFILE = get_profile("llama-8b-h100").with_cold_start("30s")
+
+
+class Fixed:
+    """A trivial policy: always `replicas` interactive replicas."""
+
+    name = "fixed"
+    interval_s = 15.0
+
+    def __init__(self, replicas: int) -> None:
+        self.replicas = replicas
+
+    def decide(self, config, observation, pools, memory, now_s):  # noqa: ANN001, ANN201
+        return Decision(pools={INTERACTIVE: PoolDecision(self.replicas, "fixed")}, memory=memory)
+
+
+def _per_request(scenario, replicas: int) -> tuple[float, float, float]:  # noqa: ANN001
+    """p95 ttft, p95 e2e and completions/s of the event-driven PoolModel on the same arrivals."""
+    cls = scenario.arrivals.classes["interactive"]
+    pool = PoolModel(scenario.profile)
+    for _ in range(replicas):
+        pool.add_replica()
+    requests = [Request(float(t), int(i), int(o)) for t, i, o in
+                zip(cls.request_arrival_s, cls.request_input_tokens, cls.request_output_tokens, strict=True)]
+    done, index, span = [], 0, scenario.arrivals.n_ticks
+    while pool.now_s < span + 600:
+        while index < len(requests) and requests[index].arrival_s < pool.now_s + 1.0:
+            pool.submit(requests[index])
+            index += 1
+        done += pool.advance(1.0)
+    ttft = np.percentile([r.ttft_s for r in done], 95)
+    e2e = np.percentile([r.e2e_s for r in done], 95)
+    return float(ttft), float(e2e), sum(1 for r in done if r.finished_s <= span) / span
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize(("replicas", "slo_metric"), [(4, "e2e"), (3, "ttft")])
+def test_fluid_model_matches_the_per_request_model(replicas: int, slo_metric: str) -> None:
+    """Tolerance: p95 within 35% (or 0.25 s), throughput within 5%, on 20 min of Azure conv at 4x."""
+    trace = load_trace(TRACES / "azure-conv.csv")
+    keep = trace.start_s < 1200
+    short = type(trace)(trace.name, trace.kind, *(getattr(trace, f)[keep] for f in (
+        "start_s", "duration_s", "rate_rps", "input_tokens", "output_tokens", "iat_cv", "is_batch")))
+    scenario = make_scenario(short, PROFILE, rate_scale=4.0, slo_metric=slo_metric, slo_p95_s=5.0)
+    from leadtime.sim.engine import simulate
+
+    result = simulate(Fixed(replicas), scenario.arrivals, scenario.config)
+    ttft, e2e, throughput = _per_request(scenario, replicas)
+    reference = ttft if slo_metric == "ttft" else e2e
+    assert result.metrics.p95_latency_s == pytest.approx(reference, rel=0.35, abs=0.25)
+    served = result.metrics.requests / scenario.arrivals.n_ticks
+    assert served == pytest.approx(throughput, rel=0.05)
+
+
+@pytest.mark.sim
+def test_golden_run_on_azure_code() -> None:
+    """Ordering a user relies on: oracle <= leadtime-ish cost; static meets the SLO at peak cost."""
+    scenario = make_scenario(TRACES / "azure-code.csv", PROFILE, rate_scale=10.0)
+    runs = {name: run_one(name, {"replicas": scenario.peak_replicas} if name == "static" else {}, scenario)
+            for name in ("oracle", "static", "hpa")}
+    oracle, static, hpa = runs["oracle"].metrics, runs["static"].metrics, runs["hpa"].metrics
+    assert 10 <= scenario.peak_replicas <= 60
+    assert static.slo_window_attainment >= 0.99
+    assert oracle.gpu_hours < static.gpu_hours
+    assert oracle.slo_window_attainment >= 0.9
+    assert hpa.scale_events > 0 and static.scale_events == 0
+    assert all(m.dropped == 0 for m in (oracle, static, hpa))
+    # the trace's requests are all accounted for
+    assert static.requests == pytest.approx(scenario.arrivals.classes["interactive"].total, rel=1e-6)
+
+
+@pytest.mark.sim
+def test_simulate_cli_writes_the_stable_json(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "r.json"
+    code = main(["simulate", "--trace", str(TRACES / "azure-code.csv"), "--rate-scale", "5",
+                 "--cold-start", "60s", "--policy", "oracle,static,hpa", "--sweep", "--json", str(out),
+                 "--plot", str(tmp_path / "r.png")])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert {"trace", "profile", "cold_start", "slo", "runs"} <= set(doc)
+    assert doc["cold_start"] == "60s"
+    keys = {"policy", "params", "gpu_hours", "cost_usd", "slo_window_attainment", "slo_request_attainment",
+            "p95_latency_s", "scale_events", "idle_gpu_share", "dropped", "wall_s"}
+    assert all(keys <= set(run) for run in doc["runs"])
+    assert sum(run["policy"] == "hpa" for run in doc["runs"]) >= 6
+    assert (tmp_path / "r.png").stat().st_size > 1000
+
+
+def test_queue_limit_drops_are_reported() -> None:
+    scenario = make_scenario(TRACES / "azure-code.csv", PROFILE, rate_scale=10.0, queue_limit=50)
+    from leadtime.sim.engine import simulate
+
+    result = simulate(Fixed(1), scenario.arrivals, scenario.config)
+    assert result.metrics.dropped > 0
