@@ -14,12 +14,12 @@ minute need about `TARGET_PEAK_REPLICAS` replicas at the per-replica capacity th
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from leadtime.replica import ReplicaProfile, get_profile
 from leadtime.sim.oracle import peak_replicas
 from leadtime.sim.run import Scenario, make_scenario
@@ -28,10 +28,8 @@ from leadtime.sim.traces import Trace, build_arrivals, load_trace
 TRACES_DIR = Path(__file__).resolve().parent / "traces"
 COLD_STARTS_S = (30, 120, 600)
 
-# The issue asks for peak demand of about 10-40 replicas: aim at the middle so that both the burstier
-# 10-s need (above the minute's) and the token mix stay inside the band.
+# The issue asks for peak demand of about 10-40 replicas: aim at the middle of the band.
 TARGET_PEAK_REPLICAS = 25
-PEAK_RANGE = (10, 40)
 
 # The per-replica capacity used for the scale is the throughput at the largest batch whose latency at
 # the trace's mean tokens is within this share of the target: the rest is left to queueing and to
@@ -83,7 +81,8 @@ class ScenarioSpec:
     rate_scale: float
     peak_rate_rps: float  # the unscaled trace's busiest minute
     replica_capacity_rps: float  # per replica at the SLO, the trace's mean tokens
-    peak_replicas: int  # the oracle's peak need at this scale (what static runs)
+    peak_replicas: int  # replicas the busiest minute needs at this scale (10-40 by construction)
+    peak_burst_replicas: int  # replicas the busiest 10 s need (bursts inside the minute)
 
     @property
     def cold_start(self) -> str:
@@ -110,7 +109,7 @@ def capacity_at_slo_rps(profile: ReplicaProfile, input_tokens: float, output_tok
     return profile.throughput_rps(input_tokens, output_tokens, batch)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _trace(name: str) -> Trace:
     return load_trace(TRACES_DIR / f"{name}.csv")
 
@@ -119,30 +118,22 @@ def _profile(setup: TraceSetup, cold_start_s: int) -> ReplicaProfile:
     return get_profile(setup.profile).with_cold_start(f"{cold_start_s}s")
 
 
-@functools.lru_cache(maxsize=None)
-def _scale(name: str) -> tuple[float, float, float, int]:
-    """(rate scale, peak rate, capacity, peak replicas) for one trace; cold start does not change them."""
+@functools.cache
+def _scale(name: str) -> tuple[float, float, float, int, int]:
+    """(rate scale, peak rate, capacity, peak-minute replicas, peak 10-s replicas) for one trace."""
     setup = SETUPS[name]
     trace = _trace(name)
     profile = _profile(setup, COLD_STARTS_S[0])
     capacity = capacity_at_slo_rps(profile, *trace.mean_tokens, setup.slo_metric, setup.slo_p95_s)
     peak_rate = peak_rate_rps(trace)
-    scale = TARGET_PEAK_REPLICAS * capacity / peak_rate
-    peak = _peak_need(trace, profile, setup, scale)
-    for _ in range(3):
-        if PEAK_RANGE[0] <= peak <= PEAK_RANGE[1]:
-            break
-        # Bursts within the minute (the oracle sizes shorter windows) or a token mix unlike the mean put
-        # the need outside the band: rescale by what was measured (bursts grow less than linearly).
-        scale *= TARGET_PEAK_REPLICAS / peak
-        peak = _peak_need(trace, profile, setup, scale)
-    return round(scale, 4), peak_rate, capacity, peak
-
-
-def _peak_need(trace: Trace, profile: ReplicaProfile, setup: TraceSetup, scale: float) -> int:
+    scale = round(TARGET_PEAK_REPLICAS * capacity / peak_rate, 4)
+    # The band is about the busiest minute (the SLO window). Seconds-long bursts inside it need more
+    # (ServeGen's synthesised CV-4 windows most of all): reported, and what the oracle and static get.
+    peak_minute = math.ceil(peak_rate * scale / capacity)
     tick_s = 1.0 if trace.span_s <= 2 * 86400 else 5.0
     arrivals = build_arrivals(trace, tick_s=tick_s, rate_scale=scale, seed=0)
-    return peak_replicas(arrivals, profile, setup.slo_metric, setup.slo_p95_s)
+    peak_burst = peak_replicas(arrivals, profile, setup.slo_metric, setup.slo_p95_s)
+    return scale, peak_rate, capacity, peak_minute, peak_burst
 
 
 def spec(scenario_id: str) -> ScenarioSpec:
@@ -151,9 +142,8 @@ def spec(scenario_id: str) -> ScenarioSpec:
     if not sep or name not in SETUPS or not cold.endswith("s") or not cold[:-1].isdigit():
         raise ValueError(f"unknown scenario {scenario_id!r} (known: {', '.join(SCENARIO_IDS)})")
     setup = SETUPS[name]
-    scale, peak_rate, capacity, peak = _scale(name)
     return ScenarioSpec(scenario_id, name, int(cold[:-1]), setup.profile, setup.slo_metric, setup.slo_p95_s,
-                        scale, peak_rate, capacity, peak)
+                        *_scale(name))
 
 
 SCENARIO_IDS: tuple[str, ...] = tuple(f"{name}@{cold}s" for name in SETUPS for cold in COLD_STARTS_S)
@@ -173,11 +163,11 @@ def build_scenario(scenario_id: str, *, seed: int = 0) -> Scenario:
 
 def main(argv: list[str] | None = None) -> int:
     ids = argv if argv else list(SCENARIO_IDS)
-    print(f"{'scenario':32} {'profile':16} {'slo':>10} {'peak rps':>9} {'cap rps':>8} {'scale':>8} {'peak repl':>9}")
+    print(f"{'scenario':32} {'profile':16} {'slo':>10} {'peak rps':>9} {'cap rps':>8} {'scale':>8} {'peak min':>8} {'peak 10s':>8}")
     for s in specs(ids):
         slo = f"{s.slo_metric}<={s.slo_p95_s:g}s"
         print(f"{s.id:32} {s.profile:16} {slo:>10} {s.peak_rate_rps:9.2f} {s.replica_capacity_rps:8.2f} "
-              f"{s.rate_scale:8.3f} {s.peak_replicas:9d}")
+              f"{s.rate_scale:8.3f} {s.peak_replicas:8d} {s.peak_burst_replicas:8d}")
     return 0
 
 
