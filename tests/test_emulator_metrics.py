@@ -85,3 +85,34 @@ def test_only_ready_labelled_live_pods_count():
         {"metadata": {"name": "g", "labels": {"serving.leadtime.dev/pool": "batch-ondemand"}}, "status": {}},
     ]
     assert ready_pods(pods) == {"a": "interactive", "b": "batch"}
+
+
+# What Prometheus 2.x sends when it scrapes.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+def test_http_scrape_keeps_vllm_names_whatever_the_scraper_accepts():
+    import urllib.request
+
+    from leadtime.emulator.exporter import serve_metrics
+
+    core = EmulatorCore([Request(arrival_s=0.0, input_tokens=10, output_tokens=5, request_id=0)], get_profile("llama-8b-h100"))
+    core.sync_pods({"a": "interactive"})
+    core.advance_to(5.0)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(core.snapshot, "ns1", "llama"))
+    server = serve_metrics("127.0.0.1", 0, registry)
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/metrics",
+                                         headers={"Accept": PROMETHEUS_ACCEPT})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            text = response.read().decode()
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'vllm:request_success_total{model_deployment="llama",namespace="ns1",pod="a",pool="interactive"} 1.0' in text
+    assert "vllm_num_requests" not in text

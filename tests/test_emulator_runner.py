@@ -6,7 +6,7 @@ import json
 import threading
 
 from leadtime.emulator.core import EmulatorCore
-from leadtime.emulator.runner import drive, write_file_sd
+from leadtime.emulator.runner import _progress_line, drive, write_file_sd
 from leadtime.replica import Request, get_profile
 
 
@@ -29,12 +29,13 @@ def requests(n: int, every_s: float) -> list[Request]:
     return [Request(arrival_s=i * every_s, input_tokens=300, output_tokens=30, request_id=i) for i in range(n)]
 
 
-def test_trace_time_runs_time_scale_times_faster_than_the_wall_clock():
+def test_trace_time_runs_time_scale_times_faster_than_the_wall_clock(capsys):
     fake = FakeTime()
     core = EmulatorCore(requests(100, 1.0), get_profile("llama-8b-h100"), time_scale=10.0)
     published = []
     drive(core, lambda: {"p": "interactive"}, published.append, time_scale=10.0, poll_interval_s=0.5,
-          wait_for_ready=False, stop=fake, clock=fake.clock)
+          wait_for_ready=False, stop=fake, clock=fake.clock, on_progress=_progress_line)
+    assert "[emulate] trace" in capsys.readouterr().out
     assert core.finished
     assert published[-1].completed_total["interactive"] == 100
     # 99 trace seconds of arrivals at x10 take ~10 wall seconds.

@@ -6,10 +6,13 @@ disappear with it, and each scrape must show one consistent instant of the model
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from leadtime.emulator.snapshot import HistogramSnapshot, Snapshot
 
@@ -121,3 +124,37 @@ class SnapshotCollector(Collector):
         if snapshot is None:
             return iter(())
         return iter(families(snapshot, self.namespace, self.model_deployment, router=self.router))
+
+
+# The classic text format, whatever the scraper asks for. prometheus_client answers an OpenMetrics
+# Accept header (Prometheus sends one) with names escaped to underscores, `vllm_num_requests_waiting`,
+# which no query written for vLLM would match; the 0.0.4 text format keeps `vllm:` names intact.
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
+
+
+def serve_metrics(host: str, port: int, registry: CollectorRegistry) -> ThreadingHTTPServer:
+    """Serve `registry` on http://host:port/metrics from a daemon thread; returns the server (shutdown())."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+            return  # one line per scrape per second would drown the log
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404)
+                return
+            body = exposition(registry)
+            self.send_response(200)
+            self.send_header("Content-Type", TEXT_CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server

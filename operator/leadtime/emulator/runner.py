@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from leadtime.cli import CliError
 from leadtime.emulator.core import EmulatorCore, Summary
-from leadtime.emulator.exporter import SnapshotCollector
+from leadtime.emulator.exporter import SnapshotCollector, serve_metrics
 from leadtime.emulator.snapshot import Snapshot
 from leadtime.emulator.workload import load_profile, load_requests
 
@@ -140,7 +140,7 @@ def _progress_line(snapshot: Snapshot) -> None:
         running += pod.running
     print(
         f"[emulate] trace {snapshot.trace_s:7.0f}s  arrived {sum(snapshot.arrived_total.values()):6d}  "
-        f"done {sum(snapshot.completed_total.values()):6d}  waiting {waiting:4d}  running {running:4d}  "
+        f"done {sum(snapshot.completed_total.values()):6d}  waiting {waiting:4.0f}  running {running:4d}  "
         f"pods {ready['interactive']}/{ready['batch']}/{ready['batch-ondemand']}  "
         f"requeued {sum(snapshot.requeued_total.values())}  lost {sum(snapshot.lost_total.values())}",
         flush=True,
@@ -173,7 +173,7 @@ def run_emulate(options: EmulateOptions) -> int:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(published.get, options.namespace, options.name))
     try:
-        server, _thread = start_http_server(options.port, addr="127.0.0.1", registry=registry)
+        server = serve_metrics("127.0.0.1", options.port, registry)
     except OSError as err:
         raise CliError(f"cannot listen on 127.0.0.1:{options.port}: {err}") from err
     if options.file_sd:
@@ -209,5 +209,6 @@ def run_emulate(options: EmulateOptions) -> int:
         if options.file_sd:
             Path(options.file_sd).unlink(missing_ok=True)
         server.shutdown()
+        server.server_close()
     return 0 if core.finished or stop.is_set() else 1
 

@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from leadtime.cli import CliError
 from leadtime.emulator.core import EmulatorCore
-from leadtime.emulator.exporter import SnapshotCollector
+from leadtime.emulator.exporter import TEXT_CONTENT_TYPE, SnapshotCollector, exposition
 from leadtime.emulator.workload import load_profile
 from leadtime.policy.types import POOLS
 from leadtime.replica import ReplicaProfile, parse_duration_s
@@ -139,7 +139,7 @@ def make_handler(replica: FakeReplica, registry: CollectorRegistry, model_name: 
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path == "/metrics":
-                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                self._send(200, exposition(registry), TEXT_CONTENT_TYPE)
             elif self.path in ("/health", "/ready"):
                 if replica.ready:
                     self._send(200, b"ok\n", "text/plain")
