@@ -80,12 +80,21 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Progress and diff-base in annotations under our own prefix: `.status` is ours and schema-checked.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="leadtime.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="leadtime.dev")
+    # kopf puts a finalizer on every resource that has a timer, so it can stop the timer on deletion.
+    # Name it after us: it is what users see when a ModelDeployment waits for a stopped operator.
+    settings.persistence.finalizer = "serving.leadtime.dev/operator"
     # kopf would post an Event for every successful handler run (one per tick); users want scale Events.
     settings.posting.level = logging.WARNING
     try:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:
         kube_config.load_kube_config()
+
+
+def _as_dict(body: kopf.Body) -> dict[str, Any]:
+    """A plain copy of the object (kopf's Body is a live view) with what Events need to refer to it."""
+    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": dict(body["metadata"]),
+            "spec": dict(body.get("spec") or {}), "status": dict(body.get("status") or {})}
 
 
 def _ensure(body: kopf.Body, logger: logging.Logger) -> None:
@@ -127,8 +136,7 @@ def control_tick(body: kopf.Body, logger: logging.Logger, memo: kopf.Memo, **_: 
             _ensure(body, logger)
             memo["children_ensured_s"] = now_monotonic
             memo["children_generation"] = body["metadata"].get("generation")
-        md = {"metadata": dict(body["metadata"]), "spec": dict(body.get("spec") or {}),
-              "status": dict(body.get("status") or {})}
+        md = _as_dict(body)
         result = run_tick(
             md, cluster=cluster(), metrics_source=metrics_source, decide=_decide(), post_event=post_event,
             now_s=time.time(), default_prometheus_url=_operator_config(memo).prometheus_url,
