@@ -85,6 +85,7 @@ class _Group:
     running_out: float = 0.0
     dropped: float = 0.0
     requeued: float = 0.0
+    mean_running: float = 0.0  # time-average of running over the current tick (Little), for idleness
 
 
 @dataclass
@@ -144,8 +145,10 @@ def simulate(
     has_batch = batch.total > 0
     window_ticks = max(1, round(config.metrics_window_s / dt))
     arrivals_ring = {g: np.zeros(window_ticks) for g in groups}
+    arrivals_in_window = {g: 0.0 for g in groups}  # running sum of the ring: no per-tick re-summing
     n_buckets = len(LATENCY_BUCKETS_S) + 1
     hist_ring = {g: np.zeros((window_ticks, n_buckets)) for g in groups}
+    hist_in_window = {g: np.zeros(n_buckets) for g in groups}  # running sum of hist_ring over slots
     buckets = np.asarray(LATENCY_BUCKETS_S)
     touched = {g: [False] * window_ticks for g in groups}
     slo_index = 0 if config.slo_metric == "ttft" else 1
@@ -198,6 +201,7 @@ def simulate(
     def apply(pool: str, target: int, now: float) -> None:
         nonlocal scale_events
         cache.pop(pool, None)
+        version[pool] += 1
         target = max(0, int(target))
         if target != desired[pool]:
             scale_events += 1
@@ -234,24 +238,36 @@ def simulate(
                     r.scheduled = False
         cache.pop(pool, None)
 
+    # Per pool: (version, next ready_at, ready pods, starting created_s, pending created_s). The Ready
+    # tuple only changes when a pod is added/removed or becomes Ready, so it is rebuilt only then.
+    state_cache: dict[str, tuple[int, float, tuple, tuple, tuple]] = {}
+    version = {pool: 0 for pool in POOL_GROUP}
+
     def pool_state(pool: str, now: float) -> PoolState:
-        ready, starting, pending = [], [], []
-        for r in replicas[pool]:
-            if not r.scheduled:
-                pending.append(now - r.created_s)
-            elif r.ready_at_s <= now:
-                ready.append(ReadyPod(ready_at_s=r.ready_at_s + config.epoch_s, cold_start_s=r.cold_start_s))
-            else:
-                starting.append(now - r.created_s)
-        return PoolState(desired=desired[pool], ready=tuple(ready), starting_ages_s=tuple(starting),
-                         pending_ages_s=tuple(pending))
+        cached = state_cache.get(pool)
+        if cached is None or cached[0] != version[pool] or now >= cached[1]:
+            ready, starting, pending = [], [], []
+            next_ready = math.inf
+            for r in replicas[pool]:
+                if not r.scheduled:
+                    pending.append(r.created_s)
+                elif r.ready_at_s <= now:
+                    ready.append(ReadyPod(ready_at_s=r.ready_at_s + config.epoch_s, cold_start_s=r.cold_start_s))
+                else:
+                    starting.append(r.created_s)
+                    next_ready = min(next_ready, r.ready_at_s)
+            cached = state_cache[pool] = (version[pool], next_ready, tuple(ready), tuple(starting), tuple(pending))
+        _, _, ready_pods, starting_created, pending_created = cached
+        return PoolState(desired=desired[pool], ready=ready_pods,
+                         starting_ages_s=tuple(now - c for c in starting_created),
+                         pending_ages_s=tuple(now - c for c in pending_created))
 
     def observe(name: str, tick: int) -> ClassObservation:
         group = groups[name]
         seen = min(tick + 1, window_ticks)
-        hist = hist_ring[name].sum(axis=0)
+        hist = hist_in_window[name]
         return ClassObservation(
-            arrival_rate_rps=float(arrivals_ring[name].sum()) / (seen * dt),
+            arrival_rate_rps=max(0.0, arrivals_in_window[name]) / (seen * dt),
             queue_depth=group.queued,
             running=group.running,
             p95_latency_s=histogram_quantile(0.95, hist),
@@ -270,24 +286,30 @@ def simulate(
             ttft_all[lo:hi] = ttft + waits
             e2e_all[lo:hi] = e2e + waits
             values = (ttft if slo_index == 0 else e2e) + waits
-            hist_ring[name][tick % window_ticks] += np.bincount(
-                np.searchsorted(buckets, values), minlength=n_buckets)
+            added = np.bincount(np.searchsorted(buckets, values), minlength=n_buckets)
+            hist_ring[name][tick % window_ticks] += added
+            hist_in_window[name] += added
             cohort[4] = first + k
         else:
             ttft, e2e = profile.latency_at(inp, out, b)
             samples.cohort.append((arrival_s, k, ttft + wait_s, e2e + wait_s))
             value = (ttft if slo_index == 0 else e2e) + wait_s
-            hist_ring[name][tick % window_ticks][bisect.bisect_left(LATENCY_BUCKETS_S, value)] += k
+            bucket = bisect.bisect_left(LATENCY_BUCKETS_S, value)
+            hist_ring[name][tick % window_ticks][bucket] += k
+            hist_in_window[name][bucket] += k
 
     for tick in range(n_ticks):
         now = tick * dt
         slot = tick % window_ticks
         for name in groups:
             if touched[name][slot]:
+                hist_in_window[name] -= hist_ring[name][slot]
                 hist_ring[name][slot] = 0.0
                 touched[name][slot] = False
-        arrivals_ring["interactive"][slot] = interactive.count[tick]
-        arrivals_ring["batch"][slot] = batch.count[tick]
+        for name, cls in (("interactive", interactive), ("batch", batch)):
+            arriving = float(cls.count[tick])
+            arrivals_in_window[name] += arriving - arrivals_ring[name][slot]
+            arrivals_ring[name][slot] = arriving
 
         if now >= next_policy_s - 1e-9:
             observation = Observation(at_s=now + config.epoch_s, interactive=observe("interactive", tick),
@@ -331,7 +353,7 @@ def simulate(
                 departure_rps = 0.0
                 if group.running > 0:
                     b_now = group.running / n_ready
-                    departure_rps = group.running / (b_now * profile.cost_per_request_s(
+                    departure_rps = group.running / (max(b_now, 1.0) * profile.cost_per_request_s(
                         group.running_in, group.running_out, b_now))
                     free += departure_rps * dt
                 slots_now = free - departure_rps * dt
@@ -359,9 +381,13 @@ def simulate(
                     record(name, cohort, k, now - cohort[0] + extra_wait, b, tick)
                 if not group.queue:
                     group.queued = 0.0
+            group.mean_running = 0.0
             if group.running > 0 and n_ready > 0:
                 b = group.running / n_ready
-                in_service_s = b * profile.cost_per_request_s(group.running_in, group.running_out, b)
+                # A request's time in service at batch b (below one per replica it runs alone: b = 1).
+                in_service_s = max(b, 1.0) * profile.cost_per_request_s(group.running_in, group.running_out, b)
+                # Little within the tick: work shorter than the tick is in service for in_service_s of it.
+                group.mean_running = group.running * min(1.0, in_service_s / dt)
                 group.running -= group.running * min(1.0, dt / in_service_s)
                 if group.running < 1e-6:
                     group.running = 0.0
@@ -374,9 +400,11 @@ def simulate(
             if pool == INTERACTIVE:
                 starting_now = n_starting
             group = groups[POOL_GROUP[pool]]
-            # A replica is idle while it starts or has nothing running (work spreads least-loaded first).
+            # A replica is idle while it starts or has nothing running. Work spreads least-loaded first, so
+            # the busy replicas are the time-averaged running sequences, at most the Ready ones; sampling
+            # `running` after the tick's departures instead read ~0 whenever work finishes within a tick.
             group_ready = ready_count(group, now) if len(group.pools) > 1 else n_ready
-            busy = min(float(group_ready), math.ceil(group.running)) * (n_ready / group_ready if group_ready else 0.0)
+            busy = min(float(group_ready), group.mean_running) * (n_ready / group_ready if group_ready else 0.0)
             idle_gpu_s += (n_starting + n_ready - busy) * gpus * dt
         if timeline is not None:
             timeline.ready[tick] = counts(INTERACTIVE, now)[0] if replicas[INTERACTIVE] else 0
@@ -423,7 +451,7 @@ def simulate(
 def histogram_quantile(q: float, counts: np.ndarray) -> float | None:
     """Prometheus' histogram_quantile over non-cumulative bucket counts (last bucket is +Inf)."""
     total = float(counts.sum())
-    if total <= 0:
+    if total <= 1e-6:  # the running window sums may leave rounding dust where no request is
         return None
     rank = q * total
     cumulative = np.cumsum(counts)
