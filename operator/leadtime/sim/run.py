@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from leadtime.policy import POLICIES, make_policy
 from leadtime.policy.types import Policy, PolicyConfig
 from leadtime.replica import ReplicaProfile
 from leadtime.sim.engine import RunResult, SimConfig, simulate
-from leadtime.sim.oracle import OraclePolicy, peak_replicas
+from leadtime.sim.oracle import OraclePlan, OraclePolicy, peak_replicas, plan_oracle
 from leadtime.sim.traces import Arrivals, Trace, build_arrivals, load_trace
 
 POLICY_NAMES = ("leadtime", "hpa", "kpa", "oracle", "static")
@@ -25,7 +25,15 @@ class Scenario:
     arrivals: Arrivals
     profile: ReplicaProfile
     config: SimConfig
-    peak_replicas: int
+    peak_replicas: int  # the busiest 10 s at saturation (sizes max_replicas)
+    _oracle_plan: OraclePlan | None = field(default=None, repr=False)
+
+    @property
+    def oracle_plan(self) -> OraclePlan:
+        """The oracle's targets, planned on first use (a few simulator runs) and kept."""
+        if self._oracle_plan is None:
+            self._oracle_plan = plan_oracle(self.arrivals, self.config)[0]
+        return self._oracle_plan
 
 
 def make_scenario(
@@ -72,7 +80,8 @@ def policy_runs(names: list[str], scenario: Scenario, sweep: bool) -> list[tuple
         if name not in POLICY_NAMES:
             raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICY_NAMES)})")
         if name == "static":
-            runs.append((name, {"replicas": scenario.peak_replicas}))
+            # Peak provisioning: the most the oracle ever runs, so static meets the SLO at peak cost.
+            runs.append((name, {"replicas": scenario.oracle_plan.peak}))
         elif sweep and name in SWEPT:
             runs.extend((name, dict(p)) for p in POLICIES[name].default_sweep(scenario.config.policy_config))
         else:
@@ -82,8 +91,8 @@ def policy_runs(names: list[str], scenario: Scenario, sweep: bool) -> list[tuple
 
 def build_policy(name: str, params: dict[str, Any], scenario: Scenario) -> Policy:
     if name == "oracle":
-        return OraclePolicy(scenario.arrivals, scenario.profile, scenario.config.slo_metric,
-                            scenario.config.slo_p95_s, scenario.config.epoch_s)
+        return OraclePolicy(scenario.oracle_plan, scenario.arrivals.tick_s,
+                            scenario.profile.cold_start.quantile_s(0.95), scenario.config.epoch_s)
     return make_policy(name, **params)
 
 
