@@ -63,6 +63,24 @@ def test_lead_time_counts_each_pod_once():
     assert memory["samples_s"] == [30.0, 40.0, 50.0, 90.0]
 
 
+def test_lead_time_skips_pods_without_a_measured_start():
+    # Pods that were Ready before anyone watched them start report 0 s: no measurement, not a
+    # lightning-fast start that would shrink the horizon to one control interval.
+    lead_time_s, memory, source = learn_lead_time(PoolState(ready=pods(0.0, 0.0, 0.0, 0.0)), None, 60.0)
+    assert (lead_time_s, source) == (60.0, "prior")
+    assert memory["samples_s"] == []
+
+
+def test_lead_time_is_at_least_the_age_of_a_pod_still_starting():
+    # The prior says 60 s, but a pod has been starting for 200 s: starts take at least that long.
+    pool = PoolState(ready=pods(30.0, 40.0, 50.0), starting_ages_s=(20.0, 200.0))
+    lead_time_s, _, source = learn_lead_time(pool, None, 60.0)
+    assert lead_time_s == 200.0
+    assert "still starting" in source
+    young = PoolState(ready=pods(30.0, 40.0, 50.0), starting_ages_s=(20.0,))
+    assert learn_lead_time(young, None, 60.0)[0] == pytest.approx(48.0)
+
+
 def test_lead_time_sample_is_bounded():
     memory = None
     for i in range(80):
@@ -117,11 +135,18 @@ def test_capacity_learning(observations, expected_rps):
 
 
 def test_capacity_little_law_moves_toward_full_batch_throughput():
-    # 4 replicas, 26 of 32 slots busy each (81 %), 8 rps in total, steady for a window: service time
-    # 13 s, so a full batch completes 32 / 13 = 2.46 rps; each decision moves 5 % of the way.
-    estimate = learn_for([ClassObservation(8.0, 0.0, 104.0, 1.0)] * 13)  # t = 0 … 60 s: one update
-    assert estimate.rps_per_replica == pytest.approx(2.0 + 0.05 * (32 / 13.0 - 2.0))
+    # 4 replicas, 29 of 32 slots busy each (91 %), 8 rps in total, steady for a window: service time
+    # 14.5 s, so a full batch completes 32 / 14.5 = 2.21 rps; each decision moves 5 % of the way.
+    estimate = learn_for([ClassObservation(8.0, 0.0, 116.0, 1.0)] * 13)  # t = 0 … 60 s: one update
+    assert estimate.rps_per_replica == pytest.approx(2.0 + 0.05 * (32 / 14.5 - 2.0))
     assert estimate.source == "learned"
+
+
+def test_capacity_is_not_extrapolated_from_a_partly_full_batch():
+    # 81 % full: a replica slows down as its batch grows, so 32 / service time at this batch would
+    # overstate what a full batch completes; the prior stays.
+    estimate = learn_for([ClassObservation(8.0, 0.0, 104.0, 1.0)] * 40)
+    assert estimate.rps_per_replica == pytest.approx(2.0)
 
 
 def test_capacity_evidence_restarts_when_ready_replicas_change():
@@ -177,6 +202,21 @@ def test_under_forecast_ratio_grows_on_surprises_and_not_on_smooth_demand():
     bursty = run_forecast([10.0, 10.0, 10.0, 30.0] * 50)
     assert smooth.under_forecast_ratio == pytest.approx(0.0)
     assert bursty.under_forecast_ratio > 0.05
+
+
+def test_margin_follows_the_forecast_error_distribution():
+    # Smooth demand earns no margin; demand that jumps between 10 and 30 rps earns enough to cover
+    # most of the jump (the 95th percentile of the error), capped at the forecast itself.
+    smooth = run_forecast([10.0] * 200)
+    bursty = run_forecast([10.0, 10.0, 10.0, 30.0] * 50)
+    assert smooth.margin_rps == pytest.approx(0.0, abs=1e-6)
+    assert 5.0 < bursty.margin_rps <= bursty.peak_rps
+
+
+def test_margin_is_the_largest_until_enough_forecasts_were_checked():
+    young = run_forecast([10.0] * 3)
+    assert young.resolved < 10
+    assert young.margin_rps == pytest.approx(young.peak_rps)
 
 
 # --- sizing ----------------------------------------------------------------------------------------
@@ -338,9 +378,30 @@ def test_unavailable_metrics_still_raise_a_pool_at_zero_to_its_floor():
     assert "old" in decision.pools[INTERACTIVE].reason
 
 
+def settled(rate_rps: float) -> dict:
+    """Memory of a forecaster that has tracked `rate_rps` for a while without error (no margin)."""
+    return {
+        "forecast": {
+            "level_rps": rate_rps, "trend_rps_per_s": 0.0, "at_s": 0.0, "pending": [],
+            "resolved": 30, "error_mean_rps": 0.0, "error_square_rps2": 0.0,
+        }
+    }
+
+
+def test_a_new_forecaster_pads_demand_by_its_largest_margin():
+    # No forecast has been checked yet: its error is unknown, so demand is doubled (the cap), and the
+    # same traffic with a forecaster that has been right for a while gets no margin.
+    config = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, max_replicas=100)
+    fresh = decide(config, observe(20.0), {INTERACTIVE: PoolState(desired=1)}, {}, 0.0)
+    trusted = decide(config, observe(20.0), {INTERACTIVE: PoolState(desired=1)}, settled(20.0), 0.0)
+    assert fresh.forecast_rps == pytest.approx(40.0)
+    assert trusted.forecast_rps == pytest.approx(20.0)
+    assert fresh.pools[INTERACTIVE].replicas > trusted.pools[INTERACTIVE].replicas
+
+
 def test_reason_names_forecast_horizon_and_model():
     config = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, cold_start_prior_s=115.0)
-    decision = decide(config, observe(38.2), {INTERACTIVE: PoolState(desired=1)}, {}, 0.0)
+    decision = decide(config, observe(38.2), {INTERACTIVE: PoolState(desired=1)}, settled(38.2), 0.0)
     reason = decision.pools[INTERACTIVE].reason
     assert reason.startswith("forecast 38.2 rps in 120 s needs ")
     assert "(p95 model" in reason
@@ -358,7 +419,7 @@ def test_starting_replicas_count_as_capacity_no_cascade():
     """A breach while replicas are starting adds nothing: the starting ones are already coming."""
     config = PolicyConfig(replica_capacity_rps=2.0, max_concurrency=32, max_replicas=50)
     pool = PoolState(desired=10, ready=pods(*[60.0] * 2), starting_ages_s=(10.0,) * 8)
-    memory: dict = {}
+    memory: dict = settled(15.0)
     replicas = []
     for tick in range(12):
         decision = decide(
@@ -378,7 +439,7 @@ def test_reactive_correction_adds_one_when_slo_breaks_with_nothing_starting():
     config = PolicyConfig(replica_capacity_rps=10.0, max_concurrency=32, max_replicas=50)
     pool = PoolState(desired=4, ready=pods(*[60.0] * 4))
     decision = decide(
-        config, observe(20.0, queue=100.0, running=128.0, p95_s=9.0), {INTERACTIVE: pool}, {}, 0.0
+        config, observe(20.0, queue=100.0, running=128.0, p95_s=9.0), {INTERACTIVE: pool}, settled(20.0), 0.0
     )
     assert decision.pools[INTERACTIVE].replicas == 5
     assert "reactive correction" in decision.pools[INTERACTIVE].reason

@@ -9,9 +9,11 @@ from leadtime.policy.types import ClassObservation, Memory, PolicyConfig
 # The learned capacity stays within this factor of the prior: the prior comes from the user (or a
 # profile) and a few minutes of odd traffic must not convince the policy that a replica is 10x faster.
 CAPACITY_BOUND_FACTOR = 3.0
-# Little's law only says something about saturation throughput when the batch is reasonably full;
-# at light load service is faster than at full batch and the estimate would be optimistic.
-LITTLE_MIN_BATCH_FILL = 0.6
+# Little's law only says something about saturation throughput when the batch is nearly full: a
+# continuous-batching replica slows down as its batch grows (each decode step reads every sequence's
+# KV cache), so the service time at 60 % fill is ~2/3 of the full-batch one and extrapolating from
+# there overestimated capacity by ~1.5x. At 85 % fill the overestimate is ~10 %.
+LITTLE_MIN_BATCH_FILL = 0.85
 LITTLE_LEARNING_RATE = 0.05
 # When the queue keeps growing at a per-replica load below the estimate, the estimate was too high:
 # cut it by at most this fraction per decision, so a transient burst does not erase it.

@@ -23,8 +23,18 @@ TREND_TIME_CONSTANT_S = 90.0
 # The trend's effect saturates after about this long: demand rarely keeps its slope for longer.
 TREND_DAMPING_S = 300.0
 MAX_GROWTH_FACTOR = 3.0
-# Under-forecast ratio: exponentially weighted over about this many resolved forecasts.
+# Forecast errors: exponentially weighted over about this many resolved forecasts.
 ERROR_MEMORY_FORECASTS = 30.0
+# Until this many forecasts have been checked against what arrived, their error is unknown and the
+# margin is the largest allowed: a new deployment pays for headroom until the forecaster has earned
+# trust, rather than learning its error from missed SLO windows.
+MIN_RESOLVED_FORECASTS = 10
+# The margin covers this one-sided quantile of the forecast error (normal approximation): demand
+# above forecast + margin happens about 5 % of the time.
+ERROR_QUANTILE_Z = 1.645
+# The margin never exceeds this multiple of the forecast (at least one replica's capacity): a burst
+# after silence must not turn into an order of magnitude more replicas.
+MAX_MARGIN_FACTOR = 1.0
 # At most this many forecasts awaiting resolution (they are subsampled over the horizon).
 MAX_PENDING_FORECASTS = 24
 
@@ -37,6 +47,10 @@ class Forecast:
     at_horizon_rps: float  # demand expected `horizon_s` from now (bounded)
     peak_rps: float  # the most demand expected between now and the horizon
     under_forecast_ratio: float  # recent shortfall of forecasts relative to what arrived
+    margin_rps: float = 0.0  # headroom over `peak_rps` covering the 95th percentile of forecast errors
+    error_mean_rps: float = 0.0  # EW mean of (actual − forecast), signed
+    error_sd_rps: float = 0.0  # EW standard deviation of that error
+    resolved: int = 0  # forecasts checked against what arrived so far (capped)
 
 
 def damped_horizon_s(horizon_s: float) -> float:
@@ -74,11 +88,18 @@ def update_forecast(
 
     # Resolve forecasts whose target time has come, against the demand seen now.
     under_ratio = float(previous.get("under_forecast_ratio", 0.0))
+    error_mean_rps = float(previous.get("error_mean_rps", 0.0))
+    error_square = float(previous.get("error_square_rps2", 0.0))
+    resolved = int(previous.get("resolved", 0))
     still_pending: list[list[float]] = []
     for target_s, forecast_rps in previous.get("pending", []):
         if target_s <= now_s:
-            shortfall = max(observed_rps - forecast_rps, 0.0) / max(forecast_rps, unit_rps)
-            under_ratio += (shortfall - under_ratio) / ERROR_MEMORY_FORECASTS
+            error_rps = observed_rps - forecast_rps
+            under_ratio += (max(error_rps, 0.0) / max(forecast_rps, unit_rps) - under_ratio) / ERROR_MEMORY_FORECASTS
+            # Plain averages until the memory is full, then exponentially weighted.
+            resolved = min(resolved + 1, int(ERROR_MEMORY_FORECASTS))
+            error_mean_rps += (error_rps - error_mean_rps) / resolved
+            error_square += (error_rps * error_rps - error_square) / resolved
         else:
             still_pending.append([float(target_s), float(forecast_rps)])
     spacing_s = max(horizon_s / MAX_PENDING_FORECASTS, 1e-9)
@@ -89,11 +110,21 @@ def update_forecast(
         last_recorded_s = float(previous.get("last_recorded_s", now_s))
     still_pending = still_pending[-MAX_PENDING_FORECASTS:]
 
+    error_sd_rps = math.sqrt(max(error_square - error_mean_rps * error_mean_rps, 0.0))
+    max_margin_rps = MAX_MARGIN_FACTOR * max(peak_rps, unit_rps)
+    if resolved < MIN_RESOLVED_FORECASTS:
+        margin_rps = max_margin_rps
+    else:
+        margin_rps = min(max(error_mean_rps + ERROR_QUANTILE_Z * error_sd_rps, 0.0), max_margin_rps)
+
     memory: Memory = {
         "level_rps": level_rps,
         "trend_rps_per_s": trend_rps_per_s,
         "at_s": now_s,
         "under_forecast_ratio": under_ratio,
+        "error_mean_rps": error_mean_rps,
+        "error_square_rps2": error_square,
+        "resolved": resolved,
         "pending": still_pending,
         "last_recorded_s": last_recorded_s,
     }
@@ -104,5 +135,9 @@ def update_forecast(
         at_horizon_rps=at_horizon_rps,
         peak_rps=peak_rps,
         under_forecast_ratio=under_ratio,
+        margin_rps=margin_rps,
+        error_mean_rps=error_mean_rps,
+        error_sd_rps=error_sd_rps,
+        resolved=resolved,
     )
     return forecast, memory

@@ -40,10 +40,6 @@ MEMORY_VERSION = 1
 # At least a few control intervals, so one slow scrape does not freeze the pool.
 STALE_AFTER_S = 60.0
 STALE_AFTER_INTERVALS = 4
-# Demand is padded by the recent under-forecast ratio times this weight, capped: bursty traffic
-# earns headroom, smooth traffic does not pay for it.
-UNDER_FORECAST_WEIGHT = 1.0
-MAX_FORECAST_MARGIN = 0.5
 # A queue longer than this share of the pool's slots means the replicas are saturated.
 SATURATED_QUEUE_SHARE = 0.02
 # Scale down by at most this share of the pool per decision (at least one replica).
@@ -71,9 +67,9 @@ class Demand:
     """What the interactive pool is sized for, and why."""
 
     forecast: Forecast
-    margin: float  # fractional padding from recent under-forecasts
+    margin_rps: float  # headroom: the 95th percentile of recent forecast errors (forecast.margin_rps)
     backlog_rps: float  # queue to drain, spread over the horizon
-    demand_rps: float  # forecast peak × (1 + margin) + backlog
+    demand_rps: float  # forecast peak + margin + backlog
 
 
 def estimate_demand(
@@ -92,13 +88,11 @@ def estimate_demand(
         now_s,
         capacity.rps_per_replica,
     )
-    margin = min(UNDER_FORECAST_WEIGHT * forecast.under_forecast_ratio, MAX_FORECAST_MARGIN)
-    if not config.forecast_enabled:
-        margin = 0.0
+    margin_rps = forecast.margin_rps if config.forecast_enabled else 0.0
     queue_depth = observation.interactive.queue_depth or 0.0
     backlog_rps = queue_depth / max(horizon_s, config.slo_p95_s, 1.0)
-    demand_rps = forecast.peak_rps * (1.0 + margin) + backlog_rps
-    return Demand(forecast, margin, backlog_rps, demand_rps), memory
+    demand_rps = forecast.peak_rps + margin_rps + backlog_rps
+    return Demand(forecast, margin_rps, backlog_rps, demand_rps), memory
 
 
 def size_interactive(
