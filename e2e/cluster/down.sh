@@ -23,7 +23,11 @@ fi
 
 # Anything still running from the cluster's work dir would be a leak: report it by pid, never kill
 # by name (other clusters or users may run the same binaries).
-leftover="$(pgrep -af -- "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" || true)"
+deadline=$((SECONDS + 15))
+while leftover="$(pgrep -af -- "$KWOK_WORKDIR/clusters/$CLUSTER_NAME/" || true)" \
+  && [ -n "$leftover" ] && [ $SECONDS -lt $deadline ]; do
+  sleep 0.2
+done
 if [ -n "$leftover" ]; then
   log "processes still running from $KWOK_WORKDIR/clusters/$CLUSTER_NAME:"
   printf '%s\n' "$leftover" >&2
