@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"kubeconfig not found: {args.kubeconfig}")
         # Both kopf's login and the kubernetes client read it from the environment.
         os.environ["KUBECONFIG"] = args.kubeconfig
+        # ...but the kubernetes client reads $KUBECONFIG once, when it is imported (already done by
+        # then): without this, --kubeconfig is ignored in favour of ~/.kube/config.
+        from kubernetes.config import kube_config
+
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = args.kubeconfig
     logging.basicConfig(
         level=logging.DEBUG if args.verbose or args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
