@@ -259,7 +259,8 @@ def test_namespaced_mode_grants_only_the_listed_namespaces():
         "team-b",
     ]
     cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
-    assert [r["resources"] for r in cluster_role["rules"]] == [["customresourcedefinitions"]]
+    assert [r["resources"] for r in cluster_role["rules"]] == [["customresourcedefinitions"], ["namespaces"]]
+    assert cluster_role["rules"][1]["verbs"] == ["list", "watch"]
     args = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0][
         "args"
     ]
