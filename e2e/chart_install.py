@@ -151,6 +151,14 @@ def chart_operator(cluster: Cluster, docs: list[dict[str, Any]], kubeconfig: Pat
     return process
 
 
+def release_model_deployments(cluster, namespace: str) -> None:
+    """After a failure the operator may be gone with its finalizer still on a ModelDeployment, which
+    would keep the namespace Terminating forever on a shared cluster."""
+    for md in cluster.kubectl("get", "md", "-n", namespace, "-o", "name").stdout.split():
+        cluster.kubectl("patch", "-n", namespace, md, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
+                        check=False)
+
+
 def liveness_ok(process: Process) -> bool:
     import urllib.request
 

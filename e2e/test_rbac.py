@@ -19,6 +19,7 @@ from chart_install import (
     manifests,
     operator_container,
     release_args,
+    release_model_deployments,
     service_account,
     token_kubeconfig,
     uninstall,
@@ -50,14 +51,6 @@ def more_namespaces(cluster, request):
     for name in created:
         release_model_deployments(cluster, name)
         cluster.delete_namespace(name)
-
-
-def release_model_deployments(cluster, namespace: str) -> None:
-    """After a failure the operator may be gone with its finalizer still on a ModelDeployment, which
-    would keep the namespace Terminating forever on a shared cluster."""
-    for md in cluster.kubectl("get", "md", "-n", namespace, "-o", "name").stdout.split():
-        cluster.kubectl("patch", "-n", namespace, md, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
-                        check=False)
 
 
 def assert_forbidden(proc, what: str) -> None:
