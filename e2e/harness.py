@@ -21,6 +21,13 @@ Fixtures (defined in e2e/conftest.py, built from this module):
 - ``namespace`` (function): a fresh namespace name; deleted after the test, waiting until it is gone
   so that the next test sees the GPU pools empty.
 
+Module helpers: ``wait_for``, ``gpu_deployment(name, replicas, gpus, pool, tolerate_spot, cold_start)``
+(a Deployment manifest of placeholder GPU replicas), ``is_ready(pod)``, ``node_ready(node)``,
+``condition(obj, type)``, and the constants ``POOL_LABEL``, ``COLD_START_ANNOTATION``, ``GPU``,
+``SPOT_TOLERATION``. Without ``KUBECONFIG`` the harness honours ``LEADTIME_STATE_DIR`` and
+``LEADTIME_PROMETHEUS_PORT`` (a private cluster next to the default one); with it, ``kubectl``/``helm``
+come from ``LEADTIME_BIN_DIR`` when set (the ``env`` file written by up.sh sets it), else from PATH.
+
 ``wait_for`` polls ``predicate`` until it returns something truthy (which it returns) or the deadline
 passes; the failure message carries ``describe``, the last value or exception, and, through
 ``Cluster.wait_for``, ``kubectl get pods -o wide`` and recent events of the namespace.

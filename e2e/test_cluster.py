@@ -68,10 +68,10 @@ def test_gpu_pod_lands_on_on_demand_pool_and_is_ready_only_after_its_cold_start(
     for p in pods:
         started = p.status.container_statuses[0].state.running.started_at
         ready_at = condition(p, "Ready").last_transition_time
-        # API timestamps have 1 s resolution: the measured delay is >= the cold start, and only the
-        # kwok controller's reaction time (well under 2 s on an idle cluster) may add to it.
+        # API timestamps have 1 s resolution: the measured delay is >= the cold start, and only that
+        # rounding plus the kwok controller's reaction time (well under a second when idle) add to it.
         measured_s = (ready_at - started).total_seconds()
-        assert cold_start_s <= measured_s <= cold_start_s + 2, f"{p.metadata.name}: {measured_s}s"
+        assert cold_start_s <= measured_s <= cold_start_s + 3, f"{p.metadata.name}: {measured_s}s"
         since_creation_s = (ready_at - p.metadata.creation_timestamp).total_seconds()
         assert cold_start_s <= since_creation_s <= cold_start_s + 5, f"{p.metadata.name}: {since_creation_s}s"
 
@@ -80,7 +80,8 @@ def test_pods_asking_for_more_gpus_than_the_pool_has_stay_pending_with_the_sched
     cluster, namespace
 ):
     nodes = pool_nodes(cluster, "on-demand")
-    assert gpus_requested_on(cluster, nodes) == 0, "on-demand pool is not idle: " + cluster.diagnostics()
+    # Another test's pods may still be going away; this test needs the whole pool.
+    cluster.wait_for(lambda: gpus_requested_on(cluster, nodes) == 0, 60, "an idle on-demand pool")
     per_node = {int(n.status.allocatable[GPU]) for n in cluster.nodes("on-demand")}
     assert per_node == {8}
     # One whole-node pod per node fits; one more cannot.
