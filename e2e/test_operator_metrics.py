@@ -63,6 +63,7 @@ def test_prometheus_outage_holds_replicas_reports_and_recovers(cluster, namespac
     processes.append(operator_process(cluster, namespace, tmp_path, prometheus_url=prometheus.url).start())
 
     cluster.wait_for(lambda: metrics_available(cluster, namespace, "llama-8b"), 90, "MetricsAvailable=True", namespace)
+    assert conditions(get_md(cluster, namespace, "llama-8b"))["Degraded"]["reason"] in ("AsExpected", "SloBreached")
     table = cluster.kubectl("get", "md", "-n", namespace, "llama-8b").stdout
     row = printer_table(table)[0]
     assert row["QUEUE"] and row["$/H"] and row["READY"], table

@@ -31,7 +31,7 @@ def test_interactive_and_batch_classes_select_their_pools():
     assert "[1m]" in q.batch.arrival_rate
     assert "time_to_first_token" in q.interactive.p95_latency
     assert "e2e_request_latency" in queries("e2e").interactive.p95_latency
-    assert '{namespace="ml", model_deployment="llama"}' in q.freshness
+    assert 'vllm:num_requests_waiting{namespace="ml", model_deployment="llama"}' in q.freshness
 
 
 def test_unknown_placeholder_and_missing_template_are_template_errors():

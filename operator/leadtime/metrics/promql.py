@@ -19,10 +19,14 @@ CLASS_POOLS: Mapping[str, tuple[str, ...]] = {
 QUERY_KEYS = ("arrivalRate", "queueDepth", "running", "ttftP95", "e2eP95")
 LATENCY_KEY: Mapping[str, str] = {"ttft": "ttftP95", "e2e": "e2eP95"}
 
-# Age of the newest sample from this ModelDeployment's pods. Uses only the labels every series carries,
-# so it works whatever metric names the templates use. timestamp() on a bare selector returns the
-# sample's own timestamp, not the evaluation time.
-FRESHNESS_TEMPLATE = 'time() - max(timestamp({namespace="${namespace}", model_deployment="${name}"}))'
+# Age of the newest queue-depth sample of this ModelDeployment's pods. timestamp() on a bare selector
+# returns the sample's own timestamp, not the evaluation time. It must select a single metric name:
+# timestamp() drops names, and series of two metrics with equal labels would collide (HTTP 422). With
+# other metric names than vLLM's this returns nothing and Prometheus's own staleness handling (series
+# vanish when their target stops answering) is what turns stale data into NoData.
+FRESHNESS_TEMPLATE = (
+    'time() - max(timestamp(vllm:num_requests_waiting{namespace="${namespace}", model_deployment="${name}"}))'
+)
 
 
 class TemplateError(ValueError):
