@@ -27,9 +27,9 @@ healthy() {
 
 exists() { kwokctl get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; }
 
-write_config() {
+write_config() {  # $1: file
   # Binary paths go into the generated config (per machine, under $STATE), never into the repo.
-  cat > "$STATE/kwokctl.yaml" <<EOF
+  cat > "$1" <<EOF
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
@@ -43,8 +43,16 @@ options:
   etcdBinary: $BIN/etcd
   kwokControllerBinary: $BIN/kwok
 EOF
-  cat "$HERE/stages.yaml" >> "$STATE/kwokctl.yaml"
+  cat "$HERE/stages.yaml" >> "$1"
 }
+
+write_config "$STATE/kwokctl.yaml.new"
+# A cluster made from other stages or binaries (an edited stages.yaml, a version bump) is stale.
+if exists && ! cmp -s "$STATE/kwokctl.yaml.new" "$STATE/kwokctl.yaml"; then
+  log "cluster $CLUSTER_NAME was created from a different config; recreating it"
+  kwokctl --name "$CLUSTER_NAME" delete cluster >&2 || true
+fi
+mv "$STATE/kwokctl.yaml.new" "$STATE/kwokctl.yaml"
 
 if exists && ! healthy; then
   log "cluster $CLUSTER_NAME exists but is not answering; trying to start it"
@@ -58,7 +66,6 @@ fi
 if exists && healthy; then
   log "reusing healthy cluster $CLUSTER_NAME"
 else
-  write_config
   log "creating cluster $CLUSTER_NAME (kwokctl binary runtime)"
   kwokctl --name "$CLUSTER_NAME" create cluster \
     --config "$STATE/kwokctl.yaml" \
