@@ -9,8 +9,13 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
 
-if ! command -v prometheus >/dev/null 2>&1; then
-  echo "[deps] installing prometheus (Debian package)" >&2
+# prometheus.sh probes readiness with curl.
+packages=()
+command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
+command -v curl >/dev/null 2>&1 || packages+=(curl)
+
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "[deps] installing ${packages[*]} (Debian packages)" >&2
   # Refresh the index only when the package is unknown to it (a fresh machine).
   if ! apt-cache show prometheus >/dev/null 2>&1; then
     $SUDO apt-get update -qq
@@ -25,7 +30,7 @@ if ! command -v prometheus >/dev/null 2>&1; then
     made_policy=1
   fi
   trap '[ -n "$made_policy" ] && $SUDO rm -f "$policy"' EXIT
-  $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   # On machines with systemd the unit may still be enabled; stop it only if it runs.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
