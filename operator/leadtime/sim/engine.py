@@ -15,6 +15,7 @@ the replicas' lifecycle; never the trace's future or the configured cold start.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import random
 import time
@@ -152,6 +153,13 @@ def simulate(
     buckets = np.asarray(LATENCY_BUCKETS_S)
     touched = {g: [False] * window_ticks for g in groups}
     slo_index = 0 if config.slo_metric == "ttft" else 1
+    # Per-tick inputs as Python lists: indexing numpy arrays tick by tick returns numpy scalars, whose
+    # arithmetic in the hot loop costs several times a float's.
+    per_tick = {
+        name: (cls.count.tolist(), cls.input_tokens.tolist(), cls.output_tokens.tolist(),
+               cls.first.tolist() if cls.first is not None else None)
+        for name, cls in (("interactive", interactive), ("batch", batch))
+    }
     memory: dict[str, Any] = {}
     next_policy_s = 0.0
     billed_gpu_s = {pool: 0.0 for pool in POOL_GROUP}
@@ -200,9 +208,11 @@ def simulate(
 
     def apply(pool: str, target: int, now: float) -> None:
         nonlocal scale_events
+        target = max(0, int(target))
+        if target == desired[pool] == len(replicas[pool]) and (pool != BATCH or config.spot_capacity is None):
+            return  # nothing to do: keep the cached counts and pool state (most control intervals)
         cache.pop(pool, None)
         version[pool] += 1
-        target = max(0, int(target))
         if target != desired[pool]:
             scale_events += 1
             desired[pool] = target
@@ -306,8 +316,8 @@ def simulate(
                 hist_in_window[name] -= hist_ring[name][slot]
                 hist_ring[name][slot] = 0.0
                 touched[name][slot] = False
-        for name, cls in (("interactive", interactive), ("batch", batch)):
-            arriving = float(cls.count[tick])
+        for name in groups:
+            arriving = float(per_tick[name][0][tick])
             arrivals_in_window[name] += arriving - arrivals_ring[name][slot]
             arrivals_ring[name][slot] = arriving
 
@@ -331,18 +341,18 @@ def simulate(
                 progress(tick / n_ticks)
 
         for name, group in groups.items():
-            cls = interactive if name == "interactive" else batch
-            count = cls.count[tick]
             if name == "batch" and not has_batch and group.running <= 0:
                 continue
+            counts_now, input_now, output_now, first_now = per_tick[name]
+            count = counts_now[tick]
             if count > 0:
                 if config.queue_limit is not None and group.queued + count > config.queue_limit:
                     dropped = min(count, max(0.0, group.queued + count - config.queue_limit))
                     group.dropped += dropped
                     count -= int(math.ceil(dropped))
                 if count > 0:
-                    first = int(cls.first[tick]) if cls.first is not None else -1
-                    group.queue.append([now, float(count), cls.input_tokens[tick], cls.output_tokens[tick], first])
+                    first = first_now[tick] if first_now is not None else -1
+                    group.queue.append([now, float(count), input_now[tick], output_now[tick], first])
                     group.queued += count
             n_ready = ready_count(group, now)
             if group.queued > 0 and n_ready > 0:
@@ -450,16 +460,17 @@ def simulate(
 
 def histogram_quantile(q: float, counts: np.ndarray) -> float | None:
     """Prometheus' histogram_quantile over non-cumulative bucket counts (last bucket is +Inf)."""
-    total = float(counts.sum())
+    # Plain lists: on 28 buckets, called twice per control interval, numpy's call overhead dominates.
+    cumulative = list(itertools.accumulate(counts.tolist()))
+    total = cumulative[-1]
     if total <= 1e-6:  # the running window sums may leave rounding dust where no request is
         return None
     rank = q * total
-    cumulative = np.cumsum(counts)
-    index = int(np.searchsorted(cumulative, rank))
+    index = bisect.bisect_left(cumulative, rank)
     if index >= len(LATENCY_BUCKETS_S):
         return LATENCY_BUCKETS_S[-1]
     upper = LATENCY_BUCKETS_S[index]
     lower = LATENCY_BUCKETS_S[index - 1] if index > 0 else 0.0
-    below = float(cumulative[index - 1]) if index > 0 else 0.0
-    in_bucket = float(counts[index])
+    below = cumulative[index - 1] if index > 0 else 0.0
+    in_bucket = cumulative[index] - below
     return lower + (upper - lower) * ((rank - below) / in_bucket if in_bucket > 0 else 1.0)

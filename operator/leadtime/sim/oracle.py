@@ -17,6 +17,7 @@ with the true cold start would spend. Only the simulator can build it: the opera
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ from leadtime.policy.types import (
     PoolState,
 )
 from leadtime.replica import ReplicaProfile
-from leadtime.sim.engine import EPOCH_S, SimConfig, simulate
+from leadtime.sim.engine import EPOCH_S, RunResult, SimConfig, simulate
 from leadtime.sim.traces import Arrivals, ClassArrivals
 
 SMOOTH_S = 10.0  # arrivals are sized over 10-s windows: a replica absorbs shorter bursts in its queue
@@ -115,6 +116,8 @@ class OraclePlan:
     targets: dict[str, np.ndarray]  # per pool, replicas per tick
     rounds: int
     attainment: float  # window attainment of the planned run
+    run: RunResult  # the planned run itself (the oracle's result: no need to replay it again)
+    wall_s: float  # planning time, all rounds
 
     @property
     def peak(self) -> int:
@@ -143,7 +146,8 @@ class _Replay:
 
 
 def plan_oracle(arrivals: Arrivals, config: SimConfig, *, goal: float = GOAL_ATTAINMENT,
-                max_rounds: int = MAX_ROUNDS, start_extra: np.ndarray | None = None) -> tuple[OraclePlan, np.ndarray]:
+                max_rounds: int = MAX_ROUNDS, start_extra: np.ndarray | None = None,
+                record_timeline: bool = True) -> tuple[OraclePlan, np.ndarray]:
     """Plan the oracle's targets for these arrivals (see the module docstring). Returns (plan, extra need)."""
     profile, tick_s = config.profile, arrivals.tick_s
     # A lognormal cold start is known only in distribution: plan for its p95.
@@ -156,17 +160,18 @@ def plan_oracle(arrivals: Arrivals, config: SimConfig, *, goal: float = GOAL_ATT
         base[pool] = needed_replicas(cls, profile, tick_s, config.slo_metric, config.slo_p95_s)
     main = base[INTERACTIVE]
     extra = np.zeros(len(main)) if start_extra is None else start_extra.copy()
-    best: tuple[float, float, dict[str, np.ndarray], int] | None = None  # (attainment, -gpu_h, targets, round)
+    wall_start = time.perf_counter()
+    best: tuple[float, float, dict[str, np.ndarray], int, RunResult] | None = None
     window_ticks = max(1, round(config.slo_window_s / tick_s))
     lead_repair = round(REPAIR_LEAD_S / tick_s)
     for round_no in range(1, max_rounds + 1):
         targets = {pool: schedule(need + (extra if pool == INTERACTIVE else 0.0), lead_ticks,
                                   1 if pool == INTERACTIVE else 0) for pool, need in base.items()}
-        run = simulate(_Replay(targets, tick_s, config.epoch_s), arrivals, config, record_timeline=False)
+        run = simulate(_Replay(targets, tick_s, config.epoch_s), arrivals, config, record_timeline=record_timeline)
         metrics = run.metrics
         score = (metrics.slo_window_attainment, -metrics.gpu_hours)
         if best is None or score > best[:2]:
-            best = (*score, targets, round_no)
+            best = (*score, targets, round_no, run)
         if metrics.slo_window_attainment >= goal:
             break
         failing = metrics.window_start_s[metrics.window_p95_s > config.slo_p95_s]
@@ -177,8 +182,8 @@ def plan_oracle(arrivals: Arrivals, config: SimConfig, *, goal: float = GOAL_ATT
             hi = min(len(main), int(start_s / tick_s) + window_ticks)
             step = np.maximum(1.0, np.ceil(REPAIR_STEP * (main[lo:hi] + extra[lo:hi])))
             extra[lo:hi] += step
-    attainment, _, targets, rounds = best
-    return OraclePlan(targets, rounds, attainment), extra
+    attainment, _, targets, rounds, run = best
+    return OraclePlan(targets, rounds, attainment, run, time.perf_counter() - wall_start), extra
 
 
 class OraclePolicy(_Replay):
