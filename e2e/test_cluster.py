@@ -76,6 +76,34 @@ def test_gpu_pod_lands_on_on_demand_pool_and_is_ready_only_after_its_cold_start(
         assert cold_start_s <= since_creation_s <= cold_start_s + 5, f"{p.metadata.name}: {since_creation_s}s"
 
 
+@kwok_only
+def test_updating_a_starting_pod_does_not_restart_its_cold_start(cluster, namespace):
+    # kwok re-queues a pod's stage on every update; the cold start must still count from the start.
+    cold_start_s = 6.0
+    cluster.apps.create_namespaced_deployment(
+        namespace, gpu_deployment("model", replicas=1, cold_start=f"{cold_start_s:g}s")
+    )
+    (pod,) = cluster.wait_for_pods(namespace, "app=model", 1, 30, ready=False)
+    name = pod.metadata.name
+
+    def read():
+        return cluster.core.read_namespaced_pod(name, namespace)
+
+    cluster.wait_for(lambda: read().status.phase == "Running", 30, f"{name} to start", namespace)
+    started_mono = time.monotonic()
+    wait_for(lambda: time.monotonic() - started_mono >= cold_start_s / 2, cold_start_s, "half the cold start")
+    cluster.core.patch_namespaced_pod(name, namespace, {"metadata": {"labels": {"touched": "yes"}}})
+    assert not is_ready(read())
+
+    ready = cluster.wait_for(
+        lambda: (pod := read()) and is_ready(pod) and pod, cold_start_s + 10, f"{name} to be Ready", namespace
+    )
+    started = ready.status.container_statuses[0].state.running.started_at
+    measured_s = (condition(ready, "Ready").last_transition_time - started).total_seconds()
+    # A restarted countdown would give >= 1.5 x the cold start (9 s); the absolute deadline gives 6-8 s.
+    assert cold_start_s <= measured_s <= cold_start_s + 2, f"Ready {measured_s}s after start"
+
+
 def test_pods_asking_for_more_gpus_than_the_pool_has_stay_pending_with_the_scheduler_reason(
     cluster, namespace
 ):
