@@ -10,6 +10,7 @@ import pytest
 from leadtime.cli import main
 from leadtime.policy.types import INTERACTIVE, Decision, PoolDecision
 from leadtime.replica import PoolModel, Request, get_profile
+from leadtime.sim.engine import simulate
 from leadtime.sim.run import make_scenario, run_one
 from leadtime.sim.traces import load_trace
 
@@ -155,3 +156,24 @@ def test_queue_limit_drops_are_reported() -> None:
 
     result = simulate(Fixed(1), scenario.arrivals, scenario.config)
     assert result.metrics.dropped > 0
+
+
+class Recording(Fixed):
+    """Fixed replicas, and remembers how many Ready interactive pods each decision saw."""
+
+    def __init__(self, replicas: int) -> None:
+        super().__init__(replicas)
+        self.ready_seen: list[int] = []
+
+    def decide(self, config, observation, pools, memory, now_s):  # noqa: ANN001, ANN201
+        self.ready_seen.append(pools[INTERACTIVE].ready_count)
+        return super().decide(config, observation, pools, memory, now_s)
+
+
+def test_a_policy_that_never_rescales_sees_its_initial_replicas_ready() -> None:
+    scenario = make_scenario(TRACES / "azure-conv.csv", PROFILE, rate_scale=2.0)
+    policy = Recording(3)
+    simulate(policy, scenario.arrivals, scenario.config, record_timeline=False)
+    # The first decision creates the deployment; every later one must see those 3 pods Ready.
+    assert policy.ready_seen[0] == 0
+    assert set(policy.ready_seen[1:]) == {3}

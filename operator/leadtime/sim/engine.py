@@ -334,6 +334,7 @@ def simulate(
                         for _ in range(max(0, int(pool_decision.replicas))):
                             replicas[pool].append(_Replica(created_s=0.0, cold_start_s=0.0, ready_at_s=0.0))
                         desired[pool] = max(0, int(pool_decision.replicas))
+                        version[pool] += 1  # the cached pool state must see these replicas
                     else:
                         apply(pool, pool_decision.replicas, now)
             next_policy_s = now + policy.interval_s
