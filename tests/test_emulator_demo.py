@@ -94,3 +94,12 @@ def test_timeline_png_is_written(tmp_path):
     path = tmp_path / "timeline.png"
     plot_timeline(rows(), path, slo_trace_s=2.0, title="test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+
+
+def test_warm_start_raises_the_floor_for_the_start_only():
+    assert manifest(warm_start_replicas=4)["spec"]["replicas"]["warmFloor"] == 4
+    assert manifest(warm_start_replicas=0)["spec"]["replicas"]["warmFloor"] == EXAMPLE["spec"]["replicas"]["warmFloor"]
+    parse_model_deployment(manifest(warm_start_replicas=30))  # max follows, so the spec stays valid
+    from leadtime.demo import initial_replicas
+
+    assert initial_replicas(13.0, 4.9) == 3 and initial_replicas(0.0, 4.9) == 1

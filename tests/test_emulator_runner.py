@@ -34,7 +34,7 @@ def test_trace_time_runs_time_scale_times_faster_than_the_wall_clock(capsys):
     core = EmulatorCore(requests(100, 1.0), get_profile("llama-8b-h100"), time_scale=10.0)
     published = []
     drive(core, lambda: {"p": "interactive"}, published.append, time_scale=10.0, poll_interval_s=0.5,
-          wait_for_ready=False, stop=fake, clock=fake.clock, on_progress=_progress_line)
+          wait_for_ready=0, stop=fake, clock=fake.clock, on_progress=_progress_line)
     assert "[emulate] trace" in capsys.readouterr().out
     assert core.finished
     assert published[-1].completed_total["interactive"] == 100
@@ -56,7 +56,7 @@ def test_wait_for_ready_holds_trace_time_and_listing_errors_keep_the_last_pods()
         return {"p": "interactive"}
 
     published = []
-    drive(core, lister, published.append, time_scale=10.0, poll_interval_s=0.5, wait_for_ready=True,
+    drive(core, lister, published.append, time_scale=10.0, poll_interval_s=0.5, wait_for_ready=1,
           stop=fake, clock=fake.clock)
     assert core.finished and core.summary().unfinished == 0
     first_with_pod = next(s for s in published if s.pods)

@@ -82,11 +82,20 @@ def arrivals_query() -> str:
     )
 
 
+def initial_replicas(first_minute_rps: float, capacity_rps: float) -> int:
+    """Replicas a deployment already running at the trace's first minute would have."""
+    return max(1, math.ceil(first_minute_rps / capacity_rps)) if capacity_rps > 0 else 1
+
+
 def demo_manifest(
     base: Mapping[str, Any], *, name: str, namespace: str, prometheus_url: str, scaling: Scaling,
-    batch: bool = False,
+    batch: bool = False, warm_start_replicas: int | None = None,
 ) -> dict[str, Any]:
-    """The example ModelDeployment with its durations and rates moved onto the compressed clock."""
+    """The example ModelDeployment with its durations and rates moved onto the compressed clock.
+
+    `warm_start_replicas` raises the warm floor for the start only (the demo lowers it again once the
+    replay runs), so the replay begins where a running deployment would be rather than from one replica.
+    """
     doc = copy.deepcopy(dict(base))
     doc.setdefault("metadata", {})
     doc["metadata"]["name"] = name
@@ -111,6 +120,10 @@ def demo_manifest(
     # rate() needs several samples to be more than noise.
     metrics["window"] = f"{max(10, round(60 / k))}s"
     metrics.setdefault("queries", {})["arrivalRate"] = arrivals_query()
+    if warm_start_replicas is not None:
+        replicas = spec.setdefault("replicas", {})
+        replicas["warmFloor"] = max(int(replicas.get("warmFloor", 1)), warm_start_replicas)
+        replicas["max"] = max(int(replicas.get("max", 20)), replicas["warmFloor"])
     if batch:
         pools = spec.setdefault("pools", {})
         pools.setdefault("batch", {})["enabled"] = True
@@ -370,12 +383,32 @@ def bring_up_cluster(root: Path) -> ClusterInfo:
                        Path(env["LEADTIME_PROMETHEUS_TARGETS_DIR"]))
 
 
-def kubectl(info: ClusterInfo, *args: str, input_text: str | None = None, check: bool = True) -> str:
-    proc = subprocess.run([info.kubectl, "--kubeconfig", info.kubeconfig, *args], input=input_text,
-                          capture_output=True, text=True, timeout=120)
+def kubectl(info: ClusterInfo, *args: str, input_text: str | None = None, check: bool = True,
+            timeout_s: float = 120.0) -> str:
+    try:
+        proc = subprocess.run([info.kubectl, "--kubeconfig", info.kubeconfig, *args], input=input_text,
+                              capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as err:
+        if check:
+            raise DemoError(f"kubectl {' '.join(args)}: no answer within {timeout_s:.0f} s") from err
+        return ""
     if check and proc.returncode != 0:
         raise DemoError(f"kubectl {' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
+
+
+def delete_model_deployment(info: ClusterInfo, namespace: str, name: str, *, check: bool = True) -> None:
+    """Delete it and wait; if its finalizer outlives the wait (no operator to release it), drop the finalizer.
+
+    Its Deployments and Services are owned by it, so the garbage collector removes them either way.
+    """
+    args = ("-n", namespace, "delete", "modeldeployment", name, "--ignore-not-found", "--wait=true", "--timeout=60s")
+    kubectl(info, *args, check=False, timeout_s=90.0)
+    if not kubectl(info, "-n", namespace, "get", "modeldeployment", name, "--ignore-not-found", "-o", "name",
+                   check=False).strip():
+        return
+    kubectl(info, "-n", namespace, "patch", "modeldeployment", name, "--type=merge",
+            "-p", '{"metadata":{"finalizers":[]}}', check=check)
 
 
 class Sampler:
@@ -506,6 +539,9 @@ def run_demo(opts: DemoOptions) -> int:
     max_concurrency = int((base.get("spec", {}).get("capacity") or {}).get("maxConcurrency", 32))
     profile = demo_profile(get_profile("llama-8b-h100"), max_concurrency)
     capacity = SUSTAINABLE_UTILISATION * profile.throughput_rps(mean_in, mean_out)
+    first_minute_rps = sum(1 for r in chosen if r.arrival_s < opts.start_s + 60.0) / 60.0
+    warm_start = initial_replicas(first_minute_rps, capacity)
+    base_floor = int((base.get("spec", {}).get("replicas") or {}).get("warmFloor", 1))
     scaling = Scaling(opts.time_scale, opts.cold_start_s, opts.slo_s, capacity)
     profile_path = out / "demo-profile.yaml"
     profile_path.write_text(yaml.safe_dump(profile.to_dict(), sort_keys=False))
@@ -527,32 +563,36 @@ def run_demo(opts: DemoOptions) -> int:
         kubectl(info, "apply", "-f", str(root / "crds"))
         kubectl(info, "wait", "--for=condition=Established", "crd/modeldeployments.serving.leadtime.dev", "--timeout=60s")
         kubectl(info, "create", "namespace", opts.namespace, check=False)
-        # A previous run that was killed hard may have left its ModelDeployment behind: start clean.
-        kubectl(info, "-n", opts.namespace, "delete", "modeldeployment", opts.name, "--ignore-not-found", "--wait=true")
 
         env = dict(os.environ, KUBECONFIG=info.kubeconfig, LEADTIME_PROMETHEUS_URL=info.prometheus_url)
         env["PYTHONUNBUFFERED"] = "1"
+        # The operator first: a ModelDeployment left by a run that was killed hard carries the operator's
+        # finalizer, and only a running operator lets it go.
+        cli = opts.operator_cmd.split() if opts.operator_cmd else [sys.executable, "-m", "leadtime.cli"]
+        operator = [*cli, "run", "--kubeconfig", info.kubeconfig, "--prometheus-url", info.prometheus_url,
+                    "--namespace", opts.namespace, "--standalone", "--metrics-port", str(OPERATOR_METRICS_PORT)]
+        children.start("operator", operator, env)
+        delete_model_deployment(info, opts.namespace, opts.name)
         emulate = [
             sys.executable, "-m", "leadtime.cli", "emulate", "--kubeconfig", info.kubeconfig,
             "--namespace", opts.namespace, "--name", opts.name, "--trace", str(trace),
             "--time-scale", f"{opts.time_scale:g}", "--seed", str(opts.seed), "--port", str(EMULATOR_PORT),
             "--profile", str(profile_path), "--start", f"{opts.start_s:g}", "--duration", f"{window_s:g}",
-            "--rate-scale", f"{opts.rate_scale:g}", "--wait-for-ready", "--file-sd", str(target),
+            "--rate-scale", f"{opts.rate_scale:g}", "--wait-for-ready", str(warm_start), "--file-sd", str(target),
             "--summary-json", str(out / "demo-emulator-summary.json"),
         ]
         children.start("emulator", emulate, env)
-        operator = (opts.operator_cmd.split() if opts.operator_cmd
-                    else [sys.executable, "-m", "leadtime.cli", "run", "--kubeconfig", info.kubeconfig,
-                          "--prometheus-url", info.prometheus_url, "--namespace", opts.namespace, "--standalone",
-                          "--metrics-port", str(OPERATOR_METRICS_PORT)])
-        children.start("operator", operator, env)
 
         manifest = demo_manifest(base, name=opts.name, namespace=opts.namespace,
-                                 prometheus_url=info.prometheus_url, scaling=scaling, batch=opts.batch)
+                                 prometheus_url=info.prometheus_url, scaling=scaling, batch=opts.batch,
+                                 warm_start_replicas=warm_start)
         (out / "demo-modeldeployment.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
         kubectl(info, "apply", "-f", "-", input_text=yaml.safe_dump(manifest, sort_keys=False))
         applied = True
         print(f"[demo] applied {opts.namespace}/{opts.name}; logs in {log_dir}/; Ctrl-C stops the demo", flush=True)
+        print(f"[demo] warm start: the trace opens at {first_minute_rps:.1f} req/s, so the replay waits for "
+              f"{warm_start} Ready replicas; then the warm floor goes back to {base_floor}", flush=True)
+        floor_restored = warm_start <= base_floor
 
         sampler = Sampler(info, opts.namespace, opts.name, opts.time_scale, manifest["spec"]["metrics"]["window"])
         started = time.monotonic()
@@ -564,6 +604,10 @@ def run_demo(opts: DemoOptions) -> int:
             sample = sampler.sample(time.monotonic() - started)
             samples.append(sample)
             print(format_row(sample), flush=True)
+            if not floor_restored and sample.trace_s:
+                kubectl(info, "-n", opts.namespace, "patch", "modeldeployment", opts.name, "--type=merge",
+                        "-p", json.dumps({"spec": {"replicas": {"warmFloor": base_floor}}}))
+                floor_restored = True
             dead = children.dead()
             if any(n == "operator" for n, _ in dead):
                 raise DemoError("the operator exited:\n" + children.log_tail("operator"))
@@ -580,11 +624,12 @@ def run_demo(opts: DemoOptions) -> int:
     except KeyboardInterrupt:
         print("\n[demo] interrupted; cleaning up", flush=True)
     finally:
+        # Delete while the operator still runs, so it can release its finalizer; then stop the children.
+        if applied and not opts.keep:
+            print("[demo] deleting the demo ModelDeployment", flush=True)
+            delete_model_deployment(info, opts.namespace, opts.name, check=False)
         children.stop_all()
         target.unlink(missing_ok=True)
-        if applied and not opts.keep:
-            kubectl(info, "-n", opts.namespace, "delete", "modeldeployment", opts.name, "--ignore-not-found",
-                    "--wait=false", check=False)
         if opts.down:
             subprocess.run(["bash", str(root / "e2e" / "cluster" / "down.sh")], check=False)
 
@@ -629,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", action="store_true", help="also enable the batch pool (for traces with batch requests)")
     p.add_argument("--keep", action="store_true", help="leave the ModelDeployment in the cluster afterwards")
     p.add_argument("--down", action="store_true", help="tear the local cluster down afterwards")
-    p.add_argument("--operator-cmd", default=None, help="command that runs the operator (default: leadtime run)")
+    p.add_argument("--operator-cmd", default=None, help="the leadtime CLI the operator runs from (default: python -m leadtime.cli); `run ...` is appended")
     return p
 
 

@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="multiply the trace's request rate (thins or replicates arrivals, deterministically by seed)",
     )
     emulate.add_argument(
-        "--wait-for-ready", action="store_true",
-        help="hold trace time at the start until the first pod of the ModelDeployment is Ready",
+        "--wait-for-ready", type=int, nargs="?", const=1, default=0, metavar="N",
+        help="hold trace time at the start until N pods (default 1) of the ModelDeployment are Ready",
     )
     emulate.add_argument(
         "--keep-serving", action="store_true", help="keep serving metrics after the trace ends (until Ctrl-C)"
@@ -75,6 +75,8 @@ def _emulate(args: argparse.Namespace) -> int:
 
     if args.time_scale <= 0:
         raise CliError("--time-scale must be > 0")
+    if args.wait_for_ready < 0:
+        raise CliError("--wait-for-ready must be >= 0")
     if args.rate_scale <= 0:
         raise CliError("--rate-scale must be > 0")
     if not 0 < args.port < 65536:

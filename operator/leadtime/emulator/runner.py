@@ -47,7 +47,7 @@ class EmulateOptions:
     start_s: float = 0.0
     duration_s: float | None = None
     rate_scale: float = 1.0
-    wait_for_ready: bool = False
+    wait_for_ready: int = 0  # hold trace time until this many pods are Ready
     keep_serving: bool = False
     poll_interval_s: float = 0.5
     file_sd: str | None = None
@@ -96,13 +96,13 @@ def drive(
     *,
     time_scale: float,
     poll_interval_s: float,
-    wait_for_ready: bool,
+    wait_for_ready: int,
     stop: threading.Event,
     clock: Callable[[], float] = time.monotonic,
     on_progress: Callable[[Snapshot], None] | None = None,
 ) -> None:
     """Advance the core in step with the wall clock until the trace ends or `stop` is set."""
-    wall_start: float | None = None if wait_for_ready else clock()
+    wall_start: float | None = None if wait_for_ready > 0 else clock()
     next_poll = clock()
     next_progress = clock() + PROGRESS_EVERY_S
     while not stop.is_set():
@@ -114,9 +114,9 @@ def drive(
                 log.warning("listing pods failed (%s); keeping the previous set", err)
             else:
                 core.sync_pods(pods)
-                if wall_start is None and pods:
+                if wall_start is None and len(pods) >= wait_for_ready:
                     wall_start = now
-                    log.info("first Ready pod seen; trace replay starts")
+                    log.info("%d Ready pods; trace replay starts", len(pods))
             next_poll = now + poll_interval_s
         if wall_start is not None:
             core.advance_to((now - wall_start) * time_scale)
@@ -147,8 +147,9 @@ def _progress_line(snapshot: Snapshot) -> None:
     )
 
 
-def print_summary(summary: Summary) -> None:
-    print("[emulate] trace finished: " + "  ".join(f"{k}={v}" for k, v in summary.as_row().items()), flush=True)
+def print_summary(summary: Summary, finished: bool) -> None:
+    head = "trace finished" if finished else f"stopped at trace {summary.trace_s:.0f}s"
+    print(f"[emulate] {head}: " + "  ".join(f"{k}={v}" for k, v in summary.as_row().items()), flush=True)
 
 
 def run_emulate(options: EmulateOptions) -> int:
@@ -199,7 +200,7 @@ def run_emulate(options: EmulateOptions) -> int:
             on_progress=_progress_line,
         )
         summary = core.summary()
-        print_summary(summary)
+        print_summary(summary, core.finished)
         if options.summary_json:
             Path(options.summary_json).write_text(json.dumps(asdict(summary), indent=2) + "\n")
         if core.finished and options.keep_serving:
