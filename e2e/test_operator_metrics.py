@@ -54,7 +54,13 @@ def metrics_available(cluster, namespace, name):
 
 def test_prometheus_outage_holds_replicas_reports_and_recovers(cluster, namespace, crds, processes, tmp_path):
     prometheus = PrivatePrometheus(cluster, tmp_path).start()
-    processes.append(prometheus.process)
+    try:
+        _outage(cluster, namespace, processes, tmp_path, prometheus)
+    finally:
+        prometheus.stop()  # the one started after the outage, too
+
+
+def _outage(cluster, namespace, processes, tmp_path, prometheus):
     md = fast(load_example("llama-8b.yaml"), cold_start="5s")
     md["spec"]["metrics"] = {"window": "15s"}
     apply(cluster, namespace, md)
