@@ -265,9 +265,10 @@ def plot_timeline(samples: Sequence[Sample], path: Path, *, slo_trace_s: float, 
     ax.legend(loc="upper left", fontsize=8)
 
     ax = axes[1]
-    ax.step(t, series(lambda s: s.ready.get(INTERACTIVE, 0)), where="post", label="ready", color="tab:green")
-    ax.step(t, series(lambda s: s.ready.get(INTERACTIVE, 0) + s.starting.get(INTERACTIVE, 0)), where="post",
-            label="ready + starting", color="tab:orange", alpha=0.8)
+    ready = series(lambda s: s.ready.get(INTERACTIVE, 0))
+    up = series(lambda s: s.ready.get(INTERACTIVE, 0) + s.starting.get(INTERACTIVE, 0))
+    ax.fill_between(t, ready, up, step="post", color="tab:orange", alpha=0.35, label="starting (cold start)")
+    ax.step(t, ready, where="post", label="ready", color="tab:green")
     ax.step(t, series(lambda s: s.desired.get(INTERACTIVE, 0)), where="post", label="desired",
             color="black", ls=":")
     if any(s.ready.get(BATCH) or s.ready.get(BATCH_ONDEMAND) for s in rows):
@@ -277,16 +278,24 @@ def plot_timeline(samples: Sequence[Sample], path: Path, *, slo_trace_s: float, 
     ax.legend(loc="upper left", fontsize=8)
 
     ax = axes[2]
-    ax.plot(t, series(lambda s: s.p95_ttft_s), label="p95 TTFT", color="tab:red")
-    ax.axhline(slo_trace_s, color="tab:red", ls="--", alpha=0.5, label=f"SLO {slo_trace_s:g} s")
-    ax.set_ylabel("seconds (trace)")
-    ax.set_yscale("symlog", linthresh=max(slo_trace_s, 0.1))
     twin = ax.twinx()
     twin.fill_between(t, series(lambda s: s.queue or 0.0), color="tab:gray", alpha=0.25, step="post",
-                      label="queue")
+                      label="queue (right axis)")
     twin.set_ylabel("requests waiting")
-    ax.legend(loc="upper left", fontsize=8)
-    twin.legend(loc="upper right", fontsize=8)
+    twin.set_ylim(bottom=0)
+    # Log scale: normal operation sits a decade below the SLO, an overload two decades above it.
+    p95 = series(lambda s: s.p95_ttft_s if s.p95_ttft_s and s.p95_ttft_s > 0 else None)
+    ax.plot(t, p95, label="p95 TTFT", color="tab:red")
+    ax.axhline(slo_trace_s, color="tab:red", ls="--", alpha=0.6, label=f"SLO {slo_trace_s:g} s")
+    ax.set_yscale("log")
+    finite = [v for v in p95 if not math.isnan(v)]
+    ax.set_ylim(min([slo_trace_s / 20, *finite]) * 0.8, max([slo_trace_s * 2, *finite]) * 1.5)
+    ax.set_ylabel("seconds (trace)")
+    ax.set_zorder(twin.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    lines, labels = ax.get_legend_handles_labels()
+    more, more_labels = twin.get_legend_handles_labels()
+    ax.legend(lines + more, labels + more_labels, loc="upper right", fontsize=8)
 
     ax = axes[3]
     ax.plot(t, series(lambda s: s.dollars_per_hour), color="tab:olive")
@@ -510,7 +519,8 @@ class DemoOptions:
 def _plan_window(requests_span_s: float, opts: DemoOptions) -> float:
     """Trace seconds to replay: what was asked, else the whole trace, capped at MAX_WALL_MINUTES of wall time."""
     cap = MAX_WALL_MINUTES * 60.0 * opts.time_scale
-    wanted = opts.duration_s if opts.duration_s is not None else requests_span_s - opts.start_s
+    # +1 s: the window is half-open and must include the last arrival.
+    wanted = opts.duration_s if opts.duration_s is not None else requests_span_s - opts.start_s + 1.0
     return min(wanted, cap)
 
 
