@@ -688,6 +688,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.time_scale <= 0 or args.rate_scale <= 0 or args.cold_start <= 0 or args.slo <= 0:
@@ -699,6 +703,10 @@ def main(argv: list[str] | None = None) -> int:
         table_every_s=args.table_every, out_dir=args.out, keep=args.keep, down=args.down, batch=args.batch,
         operator_cmd=args.operator_cmd,
     )
+    # Ctrl-C and SIGTERM both end in the cleanup of run_demo (also when started in the background, where
+    # the shell hands SIGINT over ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run_demo(opts)
     except DemoError as err:
