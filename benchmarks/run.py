@@ -226,7 +226,7 @@ def plot_frontiers(docs: list[dict[str, Any]], path: Path) -> None:
 def write_report(speed: dict[str, float] | None) -> None:
     order = {sid: i for i, sid in enumerate(SCENARIO_IDS)}
     docs = [json.loads(p.read_text()) for p in RESULTS.glob("*.json")]
-    docs = sorted((d for d in docs if d["id"] in order), key=lambda d: order[d["id"]])
+    docs = sorted((d for d in docs if d.get("id") in order), key=lambda d: order[d["id"]])
     if speed is None and (RESULTS / "speed.json").exists():
         speed = json.loads((RESULTS / "speed.json").read_text())
     if not docs:
