@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from leadtime.policy.batch import plan_batch
 from leadtime.policy.bounds import clamp, floor_replicas, record_windowed_max
 from leadtime.policy.capacity import CapacityEstimate, learn_capacity
-from leadtime.policy.forecast import Forecast, update_forecast
+from leadtime.policy.forecast import Forecast, noise_scale_rps, update_forecast
 from leadtime.policy.lead_time import learn_lead_time
 from leadtime.policy.sizing import replicas_for_p95
 from leadtime.policy.types import (
@@ -48,6 +48,11 @@ MAX_SCALE_DOWN_SHARE = 0.1
 # than this many cold starts (the GPU time a fresh start burns, plus the SLO risk while it starts).
 COLD_START_RISK_FACTOR = 2.0
 SIZING_LIMIT = 100_000
+# Hysteresis: a scale-down must leave enough replicas for the demand plus this many noise scales
+# (√(demand × one replica's capacity), about a quarter of a replica at 1 replica of demand, 1.25 at
+# 25), so the ordinary wobble of the forecast right after a scale-down does not ask for the replica
+# back — the up path and the scale-down gate then never disagree about the same demand.
+SCALE_DOWN_HYSTERESIS = 0.25
 
 
 def check_metrics(observation: Observation, config: PolicyConfig) -> str | None:
@@ -126,10 +131,19 @@ def size_interactive(
     return sized, reason
 
 
+def hold_target(config: PolicyConfig, demand: Demand, capacity: CapacityEstimate, floor: int) -> int:
+    """The fewest replicas a scale-down may leave: the demand plus hysteresis still fits in them."""
+    noise_rps = noise_scale_rps(demand.demand_rps, capacity.rps_per_replica)
+    held_demand_rps = demand.demand_rps + SCALE_DOWN_HYSTERESIS * noise_rps if demand.demand_rps > 0 else 0.0
+    sized = replicas_for_p95(held_demand_rps, capacity.rps_per_replica, config, SIZING_LIMIT)
+    return clamp(sized, floor, config.max_replicas)
+
+
 def gate_scale_down(
     config: PolicyConfig,
     pool: PoolState,
     target: int,
+    hold: int,
     floor: int,
     demand: Demand,
     capacity: CapacityEstimate,
@@ -139,7 +153,9 @@ def gate_scale_down(
 ) -> tuple[int, str | None, list[list[float]]]:
     """Decide how far to follow a target below the current replicas. Returns (replicas, why, history).
 
-    `why` is None when the target is followed as is (scale up or steady).
+    `why` is None when the target is followed as is (scale up or steady). `hold` (≥ target) is the
+    count that still covers demand with hysteresis: the stabilisation window keeps the maximum of
+    those, so a scale-down never lands on a count the next decision's target would exceed.
     """
     current = min(pool.desired, config.max_replicas)
     window_s = config.scale_down_stabilization_s
@@ -147,13 +163,14 @@ def gate_scale_down(
         # No history (first decision, or memory lost): behave as if the current count had just been
         # recommended, so a restart never scales down before a full window has passed.
         history = [[now_s, float(current)]]
-    history, stabilised = record_windowed_max(history, now_s, target, window_s)
+    history, stabilised = record_windowed_max(history, now_s, max(hold, target), window_s)
     if target >= current:
         return target, None, history
     if stabilised >= current:
         return (
             current,
-            f"target {target} held at {current} for the {window_s:.0f} s stabilisation window",
+            f"target {target} held at {current} for the {window_s:.0f} s stabilisation window "
+            f"(with hysteresis {stabilised} needed in it)",
             history,
         )
     ready_capacity_rps = pool.ready_count * capacity.rps_per_replica
@@ -257,6 +274,7 @@ def decide(
         config,
         interactive_pool,
         target,
+        hold_target(config, demand, capacity, floor),
         floor,
         demand,
         capacity,
