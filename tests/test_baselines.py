@@ -176,3 +176,14 @@ def test_make_policy_rejects_unknown_names_and_params():
 @pytest.mark.parametrize(("name", "interval_s"), [("hpa", 15.0), ("kpa", 2.0), ("leadtime", 5.0)])
 def test_intervals(name, interval_s):
     assert make_policy(name).interval_s == interval_s
+
+
+@pytest.mark.parametrize("slots", [8, 32, 256])
+def test_reactive_sweeps_reach_down_to_one_request_per_pod(slots):
+    # A replica that holds its SLO may carry only a few requests in flight however many slots it has;
+    # a sweep that starts at a share of the slots would never show HPA or Knative tuned conservatively.
+    for name, key in (("hpa", "target_in_flight_per_pod"), ("kpa", "target_concurrency")):
+        targets = [params[key] for params in POLICIES[name].default_sweep(PolicyConfig(max_concurrency=slots))]
+        assert min(targets) == 1.0
+        assert max(targets) == float(slots)
+        assert len(targets) >= 6

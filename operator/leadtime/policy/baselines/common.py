@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from leadtime.policy.types import ClassObservation, Observation
 
 # A baseline keeps its replicas when the metrics are unavailable, like HPA when the metrics API
@@ -15,6 +17,18 @@ def in_flight(observation: ClassObservation) -> float | None:
     if observation.queue_depth is None and observation.running is None:
         return None
     return (observation.queue_depth or 0.0) + (observation.running or 0.0)
+
+
+def sweep_targets(max_concurrency: int) -> list[float]:
+    """Per-pod targets to sweep, doubling from 1 in-flight request to all of a replica's slots.
+
+    Geometric, because latency grows non-linearly with the batch: a replica that holds its SLO may
+    carry only a few requests in flight while it has hundreds of slots, so the frontier's interesting
+    end is at small targets. At least six points, so a short slot count still shows a frontier.
+    """
+    top = max(1.0, float(max_concurrency))
+    doublings = max(5, math.ceil(math.log2(top)))
+    return sorted({round(top ** (i / doublings), 1) for i in range(doublings + 1)})
 
 
 def usable(observation: Observation) -> bool:

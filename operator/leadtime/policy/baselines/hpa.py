@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from leadtime.policy.baselines.common import in_flight, usable
+from leadtime.policy.baselines.common import in_flight, sweep_targets, usable
 from leadtime.policy.bounds import record_windowed_max
 from leadtime.policy.types import (
     BATCH,
@@ -139,10 +139,8 @@ class HpaPolicy:
 
     @staticmethod
     def default_sweep(config: PolicyConfig | None = None) -> list[dict[str, float]]:
-        """Targets from a sliver of a replica's batch slots to all of them."""
-        slots = (config or PolicyConfig()).max_concurrency
-        shares = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
-        return [{"target_in_flight_per_pod": max(1.0, round(share * slots, 1))} for share in shares]
+        """Targets doubling from 1 in-flight request per pod to all of a replica's batch slots."""
+        return [{"target_in_flight_per_pod": target} for target in sweep_targets((config or PolicyConfig()).max_concurrency)]
 
     def decide(
         self,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from leadtime.policy.baselines.common import in_flight, usable
+from leadtime.policy.baselines.common import in_flight, sweep_targets, usable
 from leadtime.policy.types import (
     BATCH,
     INTERACTIVE,
@@ -133,10 +133,8 @@ class KpaPolicy:
 
     @staticmethod
     def default_sweep(config: PolicyConfig | None = None) -> list[dict[str, float]]:
-        """Concurrency targets from a sliver of a replica's batch slots to all of them."""
-        slots = (config or PolicyConfig()).max_concurrency
-        shares = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
-        return [{"target_concurrency": max(1.0, round(share * slots, 1))} for share in shares]
+        """Concurrency targets doubling from 1 per pod to all of a replica's batch slots."""
+        return [{"target_concurrency": target} for target in sweep_targets((config or PolicyConfig()).max_concurrency)]
 
     def decide(
         self,
