@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import GPU
+from harness import GPU, condition, is_ready
 from leadtime.emulator.core import EmulatorCore
 from leadtime.emulator.workload import load_profile, load_requests
 from operator_process import (
@@ -160,7 +160,7 @@ def test_ramp_leadtime_scales_a_cold_start_ahead_and_holds_the_slo_reactive_brea
 ):
     """(a) leadtime's first scale-up after the ramp begins comes at least one cold start before the SLO
     would break. "Would break" is computed, not guessed: the emulator's own replica model replays the
-    same requests (same trace, same seed) over the replicas leadtime had asked for before the ramp, held
+    same requests (same trace, same seed) over the replicas that were Ready when the ramp began, held
     fixed, and the end of the first WINDOW_S span of arrivals whose p95 TTFT exceeds the SLO is the
     breach. A replica asked for later than one cold start before that moment is Ready after it.
     The reactive run's first breached window is reported alongside as the observed counterpart.
@@ -239,8 +239,11 @@ def test_ramp_leadtime_scales_a_cold_start_ahead_and_holds_the_slo_reactive_brea
     # (a) The scale-up ahead of the breach.
     ramp_start_s = trace_start_s["ramp-leadtime"] + FLAT_S
     decisions = decision_lines(operator)
-    before = [d for d in decisions if d["name"] == "ramp-leadtime" and d["ts"] < ramp_start_s]
-    replicas_before_ramp = before[-1]["replicas"]["interactive"]
+    # Nothing scales down during the test (long stabilisation), so the pods Ready at the start of the ramp
+    # are still there with the same Ready condition.
+    replicas_before_ramp = sum(
+        1 for pod in cluster.pods(namespace, f"{MODEL_LABEL}=ramp-leadtime")
+        if is_ready(pod) and condition(pod, "Ready").last_transition_time.timestamp() <= ramp_start_s)
     breach_trace_s = counterfactual_breach_s(trace, profile, replicas_before_ramp, seed)
     assert breach_trace_s is not None and breach_trace_s > FLAT_S, (
         f"the ramp never outgrows the {replicas_before_ramp} replicas leadtime had before it "
