@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import pathlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -173,7 +175,18 @@ class Recording(Fixed):
 def test_a_policy_that_never_rescales_sees_its_initial_replicas_ready() -> None:
     scenario = make_scenario(TRACES / "azure-conv.csv", PROFILE, rate_scale=2.0)
     policy = Recording(3)
-    simulate(policy, scenario.arrivals, scenario.config, record_timeline=False)
+    simulate(policy, scenario.arrivals, replace(scenario.config, initial_replicas=0), record_timeline=False)
     # The first decision creates the deployment; every later one must see those 3 pods Ready.
     assert policy.ready_seen[0] == 0
     assert set(policy.ready_seen[1:]) == {3}
+
+
+def test_every_policy_starts_from_the_warm_pool_already_serving_the_first_minute() -> None:
+    scenario = make_scenario(TRACES / "azure-conv.csv", PROFILE, rate_scale=2.0)
+    warm = scenario.config.initial_replicas
+    first_minute_rps = scenario.arrivals.classes["interactive"].count[:60].sum() / 60.0
+    assert warm == max(1, math.ceil(first_minute_rps / scenario.config.policy_config.replica_capacity_rps))
+    policy = Recording(warm)
+    simulate(policy, scenario.arrivals, scenario.config, record_timeline=False)
+    # Ready from the first decision on, and never a cold start since the policy asks for the same count.
+    assert set(policy.ready_seen) == {warm}

@@ -66,6 +66,10 @@ class SimConfig:
     spot_capacity: int | None = None  # batch-pool replicas the spot market will schedule (None: unlimited)
     seed: int = 0
     epoch_s: float = EPOCH_S
+    # Interactive replicas already serving, Ready, when the trace begins. A deployment in production
+    # is not scaled from nothing when a trace window opens; with 0 each policy's first decision is
+    # created Ready instead, which scores a reactive policy on its own empty first metrics window.
+    initial_replicas: int = 0
 
 
 @dataclass
@@ -308,6 +312,12 @@ def simulate(
             hist_ring[name][tick % window_ticks][bucket] += k
             hist_in_window[name][bucket] += k
 
+    if config.initial_replicas > 0:
+        replicas[INTERACTIVE] = [_Replica(created_s=0.0, cold_start_s=0.0, ready_at_s=0.0)
+                                 for _ in range(config.initial_replicas)]
+        desired[INTERACTIVE] = config.initial_replicas
+        version[INTERACTIVE] += 1
+
     for tick in range(n_ticks):
         now = tick * dt
         slot = tick % window_ticks
@@ -329,7 +339,7 @@ def simulate(
             memory = dict(decision.memory or {})
             for pool, pool_decision in decision.pools.items():
                 if pool in replicas:
-                    if tick == 0:
+                    if tick == 0 and not (config.initial_replicas and pool == INTERACTIVE):
                         # The deployment existed before the trace began: first decision starts Ready.
                         for _ in range(max(0, int(pool_decision.replicas))):
                             replicas[pool].append(_Replica(created_s=0.0, cold_start_s=0.0, ready_at_s=0.0))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -150,6 +150,8 @@ def plan_oracle(arrivals: Arrivals, config: SimConfig, *, goal: float = GOAL_ATT
                 record_timeline: bool = True) -> tuple[OraclePlan, np.ndarray]:
     """Plan the oracle's targets for these arrivals (see the module docstring). Returns (plan, extra need)."""
     profile, tick_s = config.profile, arrivals.tick_s
+    # Clairvoyant about the past too: its first planned pool is the one already serving at t=0.
+    config = replace(config, initial_replicas=0)
     # A lognormal cold start is known only in distribution: plan for its p95.
     lead_ticks = max(1, math.ceil(profile.cold_start.quantile_s(0.95) / tick_s))
     base: dict[str, np.ndarray] = {}

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from leadtime.policy import POLICIES, make_policy
 from leadtime.policy.types import Policy, PolicyConfig
 from leadtime.replica import ReplicaProfile
@@ -69,8 +71,19 @@ def make_scenario(
         replica_capacity_rps=round(profile.throughput_rps(mean_in, mean_out) * 0.8, 2),
     )
     config = SimConfig(profile=profile, policy_config=policy_config, slo_metric=slo_metric,
-                       slo_p95_s=slo_p95_s, seed=seed, queue_limit=queue_limit)
+                       slo_p95_s=slo_p95_s, seed=seed, queue_limit=queue_limit,
+                       initial_replicas=warm_replicas(arrivals, policy_config))
     return Scenario(trace, arrivals, profile, config, peak)
+
+
+def warm_replicas(arrivals: Arrivals, config: PolicyConfig, window_s: float = 60.0) -> int:
+    """Replicas a deployment already serving the trace's first minute would have: its mean rate over
+    the capacity prior every policy is given, within the floor and the max."""
+    counts = arrivals.classes["interactive"].count
+    ticks = max(1, min(len(counts), round(window_s / arrivals.tick_s)))
+    first_minute_rps = float(np.sum(counts[:ticks])) / (ticks * arrivals.tick_s)
+    needed = math.ceil(first_minute_rps / config.replica_capacity_rps) if config.replica_capacity_rps > 0 else 1
+    return max(config.warm_floor, 1, min(needed, config.max_replicas))
 
 
 def policy_runs(names: list[str], scenario: Scenario, sweep: bool) -> list[tuple[str, dict[str, Any]]]:
@@ -105,7 +118,11 @@ def run_one(name: str, params: dict[str, Any], scenario: Scenario, *, record_tim
         # and its wall time is the whole planning.
         plan = scenario.oracle_plan
         return replace(plan.run, params=merged, wall_s=plan.wall_s)
-    return simulate(policy, scenario.arrivals, scenario.config, params=merged,
+    config = scenario.config
+    if name == "static":
+        # Peak provisioning has always been at its count: it starts there, not from the warm pool.
+        config = replace(config, initial_replicas=0)
+    return simulate(policy, scenario.arrivals, config, params=merged,
                     record_timeline=record_timeline, progress=progress)
 
 
