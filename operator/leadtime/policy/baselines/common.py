@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 
-from leadtime.policy.types import ClassObservation, Observation
+from leadtime.policy.types import (
+    ClassObservation,
+    Decision,
+    Memory,
+    Observation,
+    PoolDecision,
+    PoolState,
+)
+
+# One sync of a baseline for one pool: (target, class metrics, pool, min, max, memory, now_s) ->
+# (replicas, reason, new memory for that pool).
+PoolStep = Callable[[float, ClassObservation, PoolState, int, int, Memory | None, float], tuple[int, str, Memory]]
 
 # A baseline keeps its replicas when the metrics are unavailable, like HPA when the metrics API
 # errors ("FailedGetExternalMetric": no rescale) and Knative when it has no data (invalid scale).
@@ -33,3 +45,30 @@ def sweep_targets(max_concurrency: int) -> list[float]:
 
 def usable(observation: Observation) -> bool:
     return observation.available and observation.stale_s <= STALE_AFTER_S
+
+
+def decide_each_pool(
+    step: PoolStep,
+    target: float,
+    held_reason: str,
+    pool_bounds: Sequence[tuple[str, ClassObservation, int, int]],
+    observation: Observation,
+    pools: Mapping[str, PoolState],
+    memory: Memory,
+    now_s: float,
+) -> Decision:
+    """Run a baseline's step for each (pool, class metrics, min, max); hold every pool within its bounds
+    when the metrics cannot be used. Each pool's memory is kept under the pool's name."""
+    decisions: dict[str, PoolDecision] = {}
+    new_memory: Memory = dict(memory or {})
+    for pool_name, class_observation, min_replicas, max_replicas in pool_bounds:
+        pool = pools.get(pool_name, PoolState())
+        if not usable(observation):
+            held = max(min(pool.desired, max_replicas), min_replicas)
+            decisions[pool_name] = PoolDecision(held, held_reason)
+            continue
+        replicas, reason, new_memory[pool_name] = step(
+            target, class_observation, pool, min_replicas, max_replicas, new_memory.get(pool_name), now_s
+        )
+        decisions[pool_name] = PoolDecision(replicas, reason)
+    return Decision(pools=decisions, memory=new_memory, held=not usable(observation))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from leadtime.policy.baselines.common import in_flight, sweep_targets, usable
+from leadtime.policy.baselines.common import decide_each_pool, in_flight, sweep_targets
 from leadtime.policy.bounds import record_windowed_max
 from leadtime.policy.types import (
     BATCH,
@@ -33,7 +33,6 @@ from leadtime.policy.types import (
     Memory,
     Observation,
     PolicyConfig,
-    PoolDecision,
     PoolState,
 )
 
@@ -150,25 +149,10 @@ class HpaPolicy:
         memory: Memory,
         now_s: float,
     ) -> Decision:
-        decisions: dict[str, PoolDecision] = {}
-        new_memory: Memory = dict(memory or {})
-        classes = [(INTERACTIVE, observation.interactive, max(config.warm_floor, 1), config.max_replicas)]
+        pool_bounds = [(INTERACTIVE, observation.interactive, max(config.warm_floor, 1), config.max_replicas)]
         if config.batch.enabled:
-            classes.append((BATCH, observation.batch, 1, config.batch.max_replicas))
-        for pool_name, class_observation, min_replicas, max_replicas in classes:
-            pool = pools.get(pool_name, PoolState())
-            if not usable(observation):
-                held = max(min(pool.desired, max_replicas), min_replicas)
-                decisions[pool_name] = PoolDecision(held, "hpa: FailedGetExternalMetric, keeping replicas")
-                continue
-            replicas, reason, new_memory[pool_name] = hpa_step(
-                self.target_in_flight_per_pod,
-                class_observation,
-                pool,
-                min_replicas,
-                max_replicas,
-                new_memory.get(pool_name),
-                now_s,
-            )
-            decisions[pool_name] = PoolDecision(replicas, reason)
-        return Decision(pools=decisions, memory=new_memory, held=not usable(observation))
+            pool_bounds.append((BATCH, observation.batch, 1, config.batch.max_replicas))
+        return decide_each_pool(
+            hpa_step, self.target_in_flight_per_pod, "hpa: FailedGetExternalMetric, keeping replicas",
+            pool_bounds, observation, pools, memory, now_s,
+        )

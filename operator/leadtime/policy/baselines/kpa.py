@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from leadtime.policy.baselines.common import in_flight, sweep_targets, usable
+from leadtime.policy.baselines.common import decide_each_pool, in_flight, sweep_targets
 from leadtime.policy.types import (
     BATCH,
     INTERACTIVE,
@@ -28,7 +28,6 @@ from leadtime.policy.types import (
     Memory,
     Observation,
     PolicyConfig,
-    PoolDecision,
     PoolState,
 )
 
@@ -144,25 +143,10 @@ class KpaPolicy:
         memory: Memory,
         now_s: float,
     ) -> Decision:
-        decisions: dict[str, PoolDecision] = {}
-        new_memory: Memory = dict(memory or {})
-        classes = [(INTERACTIVE, observation.interactive, config.warm_floor, config.max_replicas)]
+        pool_bounds = [(INTERACTIVE, observation.interactive, config.warm_floor, config.max_replicas)]
         if config.batch.enabled:
-            classes.append((BATCH, observation.batch, 0, config.batch.max_replicas))
-        for pool_name, class_observation, min_scale, max_scale in classes:
-            pool = pools.get(pool_name, PoolState())
-            if not usable(observation):
-                held = max(min(pool.desired, max_scale), min_scale)
-                decisions[pool_name] = PoolDecision(held, "kpa: no metrics, keeping replicas")
-                continue
-            replicas, reason, new_memory[pool_name] = kpa_step(
-                self.target_concurrency,
-                class_observation,
-                pool,
-                min_scale,
-                max_scale,
-                new_memory.get(pool_name),
-                now_s,
-            )
-            decisions[pool_name] = PoolDecision(replicas, reason)
-        return Decision(pools=decisions, memory=new_memory, held=not usable(observation))
+            pool_bounds.append((BATCH, observation.batch, 0, config.batch.max_replicas))
+        return decide_each_pool(
+            kpa_step, self.target_concurrency, "kpa: no metrics, keeping replicas",
+            pool_bounds, observation, pools, memory, now_s,
+        )
