@@ -546,7 +546,7 @@ def test_steady_load_never_scales_down_then_up_within_the_stabilisation_window(m
     rates_rps = [max(mean_rps + noise.gauss(0.0, noise_sd_rps), 0.0) for _ in range(3600)]  # two hours
     history = run_steady_load(rates_rps, config, start_replicas)
     last_down_s = None
-    for (_, before), (now_s, after) in zip(history, history[1:]):
+    for (_, before), (now_s, after) in zip(history, history[1:], strict=False):
         if after < before:
             last_down_s = now_s
         elif after > before and last_down_s is not None:
