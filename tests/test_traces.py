@@ -72,3 +72,16 @@ def test_request_trace_rate_scale_replicates_and_thins() -> None:
     trace = load_trace(pathlib.Path(__file__).parents[1] / "benchmarks" / "traces" / "azure-code.csv")
     assert build_arrivals(trace, rate_scale=3.0).classes["interactive"].total == pytest.approx(3 * 8819, rel=0.02)
     assert build_arrivals(trace, rate_scale=0.5).classes["interactive"].total == pytest.approx(8819 / 2, rel=0.05)
+
+
+def test_scaled_copies_are_not_piled_up_at_the_trace_edges(tmp_path: pathlib.Path) -> None:
+    # A steady 10 rps for 10 minutes, scaled x4: copies jittered before 0 s or past the end are
+    # reflected back in, so the first and last seconds carry the same ~40 arrivals as the rest
+    # (clipping used to put every copy shifted before 0 into the first second: ~5x the mean).
+    path = tmp_path / "steady.csv"
+    rows = [f"{i / 10:.1f},100,10" for i in range(6000)]
+    path.write_text("arrival_s,input_tokens,output_tokens\n" + "\n".join(rows) + "\n")
+    count = build_arrivals(load_trace(path), rate_scale=4.0, seed=1).classes["interactive"].count
+    assert count.sum() == pytest.approx(4 * 6000, rel=0.02)
+    assert count[0] < 60 and count[-1] < 60
+    assert count[:10].mean() == pytest.approx(40, rel=0.25) and count[-10:].mean() == pytest.approx(40, rel=0.25)

@@ -184,7 +184,11 @@ def _request_arrivals(trace: Trace, mask: np.ndarray, tick_s: float, n_ticks: in
         shifts.append(rng.uniform(-SCALE_JITTER_S, SCALE_JITTER_S, len(picked)))
         extra -= 1.0
     index = np.concatenate(copies)
-    at = np.clip(times[index] + np.concatenate(shifts), 0.0, n_ticks * tick_s - 1e-6)
+    # Shifts that fall outside the trace are reflected back in, not clipped: clipping piled every
+    # copy shifted before 0 into the first tick (a 5-6x spike no real trace has).
+    end_s = n_ticks * tick_s - 1e-6
+    at = np.abs(times[index] + np.concatenate(shifts))
+    at = np.clip(np.where(at > end_s, 2 * end_s - at, at), 0.0, end_s)
     order = np.argsort(at, kind="stable")
     at, index = at[order], index[order]
     ticks = (at // tick_s).astype(np.int64)
