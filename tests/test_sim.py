@@ -161,14 +161,16 @@ def test_queue_limit_drops_are_reported() -> None:
 
 
 class Recording(Fixed):
-    """Fixed replicas, and remembers how many Ready interactive pods each decision saw."""
+    """Fixed replicas, and remembers the Ready interactive pods and arrival rate each decision saw."""
 
     def __init__(self, replicas: int) -> None:
         super().__init__(replicas)
         self.ready_seen: list[int] = []
+        self.rates_seen: list[float | None] = []
 
     def decide(self, config, observation, pools, memory, now_s):  # noqa: ANN001, ANN201
         self.ready_seen.append(pools[INTERACTIVE].ready_count)
+        self.rates_seen.append(observation.interactive.arrival_rate_rps)
         return super().decide(config, observation, pools, memory, now_s)
 
 
@@ -190,3 +192,19 @@ def test_every_policy_starts_from_the_warm_pool_already_serving_the_first_minute
     simulate(policy, scenario.arrivals, scenario.config, record_timeline=False)
     # Ready from the first decision on, and never a cold start since the policy asks for the same count.
     assert set(policy.ready_seen) == {warm}
+
+
+def test_a_warm_pool_comes_with_a_full_metrics_window() -> None:
+    # Prometheus has been scraping the warm deployment: the first decision sees the first minute's
+    # rate, not one second's (a rate over 1 s is a burst to any forecaster).
+    scenario = make_scenario(TRACES / "azure-conv.csv", PROFILE, rate_scale=2.0)
+    counts = scenario.arrivals.classes["interactive"].count
+    policy = Recording(scenario.config.initial_replicas)
+    simulate(policy, scenario.arrivals, scenario.config, record_timeline=False)
+    first_minute_rps = counts[:60].sum() / 60.0  # what the window is seeded with
+    # the first tick's own arrivals have replaced one seeded second
+    assert policy.rates_seen[0] == pytest.approx((59 * first_minute_rps + counts[0]) / 60.0)
+    # after a minute the window holds only the trace's own arrivals
+    later = round(90 / policy.interval_s)
+    now_tick = later * round(policy.interval_s)
+    assert policy.rates_seen[later] == pytest.approx(counts[now_tick - 59 : now_tick + 1].sum() / 60.0)

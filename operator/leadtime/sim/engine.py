@@ -278,7 +278,7 @@ def simulate(
 
     def observe(name: str, tick: int) -> ClassObservation:
         group = groups[name]
-        seen = min(tick + 1, window_ticks)
+        seen = window_ticks if config.initial_replicas > 0 else min(tick + 1, window_ticks)
         hist = hist_in_window[name]
         return ClassObservation(
             arrival_rate_rps=max(0.0, arrivals_in_window[name]) / (seen * dt),
@@ -317,6 +317,14 @@ def simulate(
                                  for _ in range(config.initial_replicas)]
         desired[INTERACTIVE] = config.initial_replicas
         version[INTERACTIVE] += 1
+        # The deployment was serving before the trace: Prometheus already has a full window of
+        # arrivals. Seed it with the first window's mean, as warm_replicas() sizes the pool from, so
+        # the first decisions see a minute's rate and not a one-tick one.
+        for name in groups:
+            seeded = per_tick[name][0][:window_ticks]
+            mean = sum(seeded) / len(seeded) if seeded else 0.0
+            arrivals_ring[name][:] = mean
+            arrivals_in_window[name] = mean * window_ticks
 
     for tick in range(n_ticks):
         now = tick * dt
