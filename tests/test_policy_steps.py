@@ -160,6 +160,48 @@ def test_capacity_evidence_restarts_when_ready_replicas_change():
     assert memory["rps_per_replica"] == 2.0
 
 
+HEALTHY = ClassObservation(5.0, 0.0, 20.0, 0.3)  # 1.25 rps/replica on 4, p95 at 15 % of the SLO
+
+
+def cut_then_healthy(healthy_s, healthy=HEALTHY, step_s=60.0):
+    """40 decisions of overload (estimate cut to 1.5), then a healthy pool for `healthy_s`."""
+    memory = None
+    for i in range(40):
+        _, memory = learn_capacity(CAPACITY_CONFIG, growing_queue(6.0, 40)[i], 4, memory, i * 5.0)
+    assert memory["rps_per_replica"] == pytest.approx(1.5)
+    start_s = 40 * 5.0
+    estimate = None
+    for k in range(int(healthy_s / step_s) + 1):
+        estimate, memory = learn_capacity(CAPACITY_CONFIG, healthy, 4, memory, start_s + k * step_s)
+    return estimate
+
+
+def test_capacity_cut_is_kept_while_overloads_are_recent():
+    # 5 hours healthy after the cut (1.25 rps/replica, p95 0.3 s): bursts that recur within hours
+    # keep their evidence.
+    assert cut_then_healthy(5 * 3600).rps_per_replica == pytest.approx(1.5)
+
+
+def test_capacity_recovers_toward_the_prior_after_a_quiet_spell():
+    # The last overload was at 195 s, so the quiet spell ends at 21 795 s; the healthy decisions at
+    # 21 800 … 22 400 s then recover for 11 steps of 60 s (time constant 600 s).
+    estimate = cut_then_healthy(6 * 3600 + 600)
+    assert estimate.rps_per_replica == pytest.approx(2.0 - 0.5 * math.exp(-660 / 600))
+    # and never above the prior, however long it stays healthy
+    assert cut_then_healthy(30 * 3600).rps_per_replica == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "healthy",
+    [
+        ClassObservation(5.0, 0.0, 20.0, 1.5),  # p95 at 75 % of the SLO: not clearly healthy
+        ClassObservation(2.0, 0.0, 8.0, 0.3),  # 0.5 rps/replica: too idle to say anything at 1.5
+    ],
+)
+def test_capacity_does_not_recover_without_evidence(healthy):
+    assert cut_then_healthy(8 * 3600, healthy).rps_per_replica == pytest.approx(1.5)
+
+
 def test_capacity_never_below_a_third_of_prior():
     assert learn_for(growing_queue(0.4, 300)).rps_per_replica == pytest.approx(2.0 / 3.0)
 

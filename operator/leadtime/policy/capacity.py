@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from leadtime.policy.types import ClassObservation, Memory, PolicyConfig
@@ -23,6 +24,17 @@ OVERLOAD_MAX_CUT = 0.05
 STEADY_FOR_S = 60.0
 # A queue below this share of the pool's slots is "small" (a healthy pool queues almost nothing).
 SMALL_QUEUE_SHARE = 0.02
+# Cuts are evidence about an overload, often a burst shorter than the metrics window. Once no overload
+# has been seen for `RECOVERY_QUIET_S` (bursts that recur within hours keep their evidence) and the pool
+# stays healthy — p95 under `RECOVERY_P95_SHARE` of the SLO while each replica carries at least
+# `RECOVERY_MIN_LOAD_SHARE` of the estimate — the estimate drifts back toward the prior with
+# `RECOVERY_TIME_CONSTANT_S`. Without it the bursts of one day lowered the estimate for good (a
+# 14-day trace ran its last 13 days at 65 % of the prior with p95 at 2 % of the SLO). Recovery never
+# goes above the prior: only Little's law at a nearly full batch can show a faster replica.
+RECOVERY_P95_SHARE = 0.5
+RECOVERY_MIN_LOAD_SHARE = 0.5
+RECOVERY_TIME_CONSTANT_S = 600.0
+RECOVERY_QUIET_S = 6 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -50,12 +62,15 @@ def learn_capacity(
     - overloaded for a whole window with the same ready replicas — the queue kept growing (the
       replicas complete fewer requests/s than arrive), or the p95 broke the SLO without a queue
       (e.g. long prompts contending for prefill): the capacity *within the SLO* is below
-      `arrival / ready`; cut the estimate toward that load, by at most `OVERLOAD_MAX_CUT` per decision.
+      `arrival / ready`; cut the estimate toward that load, by at most `OVERLOAD_MAX_CUT` per decision;
+    - healthy with p95 well under the SLO, busy, and no overload for `RECOVERY_QUIET_S`: drift back toward
+      the prior (never above it), so the overloads of one day do not price every later day.
     """
     prior_rps = config.replica_capacity_rps
     previous = capacity_memory or {}
     estimate_rps = float(previous.get("rps_per_replica", prior_rps))
     learned = bool(previous.get("learned", False))
+    last_overload_s = previous.get("last_overload_s")  # None: never (memory is JSON: no -inf)
     arrival_rps = interactive.arrival_rate_rps
     running = interactive.running
     queue_depth = interactive.queue_depth
@@ -90,9 +105,22 @@ def learn_capacity(
             little_rps = config.max_concurrency / service_time_s
             estimate_rps += LITTLE_LEARNING_RATE * (little_rps - estimate_rps)
             learned = True
-        elif state == "overloaded" and per_replica_rps < estimate_rps:
-            estimate_rps = max(per_replica_rps, estimate_rps * (1.0 - OVERLOAD_MAX_CUT))
-            learned = True
+        elif state == "overloaded":
+            last_overload_s = now_s
+            if per_replica_rps < estimate_rps:
+                estimate_rps = max(per_replica_rps, estimate_rps * (1.0 - OVERLOAD_MAX_CUT))
+                learned = True
+        elif (
+            state == "healthy"
+            and (last_overload_s is None or now_s - float(last_overload_s) >= RECOVERY_QUIET_S)
+            and estimate_rps < prior_rps
+            and p95_latency_s is not None
+            and p95_latency_s <= RECOVERY_P95_SHARE * config.slo_p95_s
+            and per_replica_rps >= RECOVERY_MIN_LOAD_SHARE * estimate_rps
+        ):
+            elapsed_s = max(now_s - float(previous.get("at_s", now_s)), 0.0)
+            weight = 1.0 - math.exp(-elapsed_s / RECOVERY_TIME_CONSTANT_S)
+            estimate_rps += weight * (prior_rps - estimate_rps)
     estimate_rps = min(
         max(estimate_rps, prior_rps / CAPACITY_BOUND_FACTOR), prior_rps * CAPACITY_BOUND_FACTOR
     )
@@ -103,5 +131,7 @@ def learn_capacity(
         "state_since_s": state_since_s,
         "ready_replicas": ready_replicas,
         "queue_depth": queue_depth,
+        "at_s": now_s,
+        "last_overload_s": last_overload_s,
     }
     return CapacityEstimate(estimate_rps, "learned" if learned else "prior"), memory
