@@ -11,7 +11,13 @@ from leadtime.policy.bounds import floor_replicas, minute_of_day_utc, record_win
 from leadtime.policy.capacity import learn_capacity
 from leadtime.policy.forecast import update_forecast
 from leadtime.policy.lead_time import learn_lead_time, quantile
-from leadtime.policy.leadtime import check_metrics, decide
+from leadtime.policy.leadtime import (
+    SURPRISE_MEMORY_S,
+    check_metrics,
+    decide,
+    note_surprise,
+    stabilization_window_s,
+)
 from leadtime.policy.sizing import (
     erlang_c_exact,
     erlang_c_halfin_whitt,
@@ -513,23 +519,69 @@ def test_reactive_correction_adds_one_when_slo_breaks_with_nothing_starting():
     assert "reactive correction" in decision.pools[INTERACTIVE].reason
 
 
-def test_scale_down_waits_for_stabilisation_then_steps_gently():
+@pytest.mark.parametrize(
+    ("cost_aware", "p95_s", "window_s", "note"),
+    [
+        (False, 0.5, 300.0, ""),  # the configured window, as HPA's
+        (True, 0.5, 120.0, "break-even"),  # SLO met: ski rental, 2 x the 60 s lead time
+        (True, 2.5, 300.0, ""),  # the SLO broke: the full window
+    ],
+)
+def test_scale_down_waits_for_stabilisation_then_steps_gently(cost_aware, p95_s, window_s, note):
     config = PolicyConfig(
-        replica_capacity_rps=2.0, max_concurrency=32, scale_down_stabilization_s=300.0, max_replicas=40
+        replica_capacity_rps=2.0, max_concurrency=32, scale_down_stabilization_s=300.0, max_replicas=40,
+        scale_down_cost_aware=cost_aware,
     )
     pool = PoolState(desired=30, ready=pods(*[60.0] * 30))
     memory: dict = {}
-    history = []
+    history, reasons = [], []
     for tick in range(0, 400, 5):
-        decision = decide(config, observe(2.0), {INTERACTIVE: pool}, memory, float(tick))
+        observation = observe(2.0, p95_s=p95_s if tick == 0 else 0.5)  # a breach at most at the start
+        decision = decide(config, observation, {INTERACTIVE: pool}, memory, float(tick))
         memory = decision.memory
         replicas = decision.pools[INTERACTIVE].replicas
         history.append(replicas)
+        reasons.append(decision.pools[INTERACTIVE].reason)
         pool = PoolState(desired=replicas, ready=pods(*[60.0] * replicas))
     first_drop = next(i for i, r in enumerate(history) if r < 30)
-    assert first_drop * 5 >= 300 - 5
+    assert window_s - 5 <= first_drop * 5 <= window_s + 5
+    assert f"stable for {window_s:.0f} s" in reasons[first_drop]
+    assert note in reasons[first_drop]
     steps = [a - b for a, b in zip(history, history[1:], strict=False)]
     assert max(steps) <= 3  # at most 10 % of 30 per decision
+
+
+@pytest.mark.parametrize(
+    ("p95_s", "target", "last_down_s", "expected"),
+    [
+        (0.5, 10, None, None),  # nothing happened
+        (2.5, 10, None, 1000.0),  # p95 over the 2 s SLO
+        (0.5, 11, 800.0, 1000.0),  # a replica asked back 200 s after a scale-down (window 300 s)
+        (0.5, 11, 600.0, None),  # asked back after the configured window: demand really grew
+        (0.5, 10, 800.0, None),  # no scale-up
+    ],
+)
+def test_surprises_that_restore_the_configured_window(p95_s, target, last_down_s, expected):
+    config = PolicyConfig(slo_p95_s=2.0, scale_down_stabilization_s=300.0)
+    memory = {} if last_down_s is None else {"last_down_s": last_down_s}
+    assert note_surprise(config, observe(5.0, p95_s=p95_s), PoolState(desired=10), target, memory, 1000.0) == expected
+
+
+@pytest.mark.parametrize(
+    ("configured_s", "lead_time_s", "last_breach_s", "expected_s"),
+    [
+        (300.0, 30.0, None, 60.0),  # 2 x 30 s
+        (300.0, 10.0, None, 60.0),  # never under one metrics window
+        (300.0, 600.0, None, 300.0),  # the configured window is the most it waits
+        (300.0, 30.0, 3000.0, 300.0),  # a breach 10 minutes ago: the full window
+        (300.0, 30.0, 0.0, 60.0),  # a breach over an hour ago is forgotten
+    ],
+)
+def test_stabilisation_window(configured_s, lead_time_s, last_breach_s, expected_s):
+    config = PolicyConfig(scale_down_stabilization_s=configured_s)
+    assert stabilization_window_s(config, lead_time_s, last_breach_s, 3600.0)[0] == expected_s
+    no_ski_rental = PolicyConfig(scale_down_stabilization_s=configured_s, scale_down_cost_aware=False)
+    assert stabilization_window_s(no_ski_rental, lead_time_s, last_breach_s, 3600.0)[0] == configured_s
 
 
 def test_no_scale_down_while_forecast_exceeds_ready_capacity():
@@ -581,17 +633,27 @@ def run_steady_load(rates_rps, config, start_replicas, step_s=2.0):
         (30.0, 0.0, 40),  # perfectly steady, far too many replicas
     ],
 )
-def test_steady_load_never_scales_down_then_up_within_the_stabilisation_window(mean_rps, noise_sd_rps, start_replicas):
+@pytest.mark.parametrize("cost_aware", [False, True])
+def test_steady_load_does_not_flap(mean_rps, noise_sd_rps, start_replicas, cost_aware):
     config = PolicyConfig(replica_capacity_rps=1.0, max_concurrency=32, max_replicas=200,
-                          cold_start_prior_s=30.0, control_interval_s=2.0)
+                          cold_start_prior_s=30.0, control_interval_s=2.0, scale_down_cost_aware=cost_aware)
     noise = random.Random(7)
     rates_rps = [max(mean_rps + noise.gauss(0.0, noise_sd_rps), 0.0) for _ in range(3600)]  # two hours
     history = run_steady_load(rates_rps, config, start_replicas)
-    last_down_s = None
+    last_down_s, asked_back_s = None, []
     for (_, before), (now_s, after) in zip(history, history[1:], strict=False):
         if after < before:
             last_down_s = now_s
-        elif after > before and last_down_s is not None:
-            assert now_s - last_down_s > config.scale_down_stabilization_s, history
+        elif after > before and last_down_s is not None and now_s - last_down_s <= config.scale_down_stabilization_s:
+            asked_back_s.append(now_s)
+    if not cost_aware:
+        # the configured window, HPA-style: nothing removed is asked back within it
+        assert not asked_back_s, history
+    else:
+        # the ski-rental window is tried, and the first replica asked back restores the configured
+        # window for an hour: at most a couple of such events per hour, close together
+        assert len(asked_back_s) <= 2 * math.ceil(history[-1][0] / SURPRISE_MEMORY_S), asked_back_s
+        for a, b in zip(asked_back_s, asked_back_s[1:], strict=False):
+            assert b - a <= config.scale_down_stabilization_s or b - a >= SURPRISE_MEMORY_S, asked_back_s
     # and it settles near what the load needs (plus its noise), whichever side it started on
     assert history[-1][1] <= math.ceil(1.1 * (mean_rps + 3 * noise_sd_rps)) + 1

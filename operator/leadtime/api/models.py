@@ -205,9 +205,12 @@ class ScaleDownSpec(ApiModel):
     """How cautiously replicas are removed."""
 
     stabilization_seconds: int = Field(default=300, ge=0, le=86400)
-    """Scale down only to the highest recommendation of this many past seconds."""
+    """Scale down only to the highest recommendation of this many past seconds (the longest wait;
+    see costAware)."""
     cost_aware: bool = True
-    """Remove a replica only when its idle GPU costs more than the cold start it would save."""
+    """Remove a replica only when its idle GPU costs more than the cold start it would save; while
+    the SLO has held and no removed replica was asked back for an hour, wait only twice the learned
+    lead time (at least 60 s) instead of the full stabilisation window."""
 
 
 class Toleration(ApiModel):

@@ -53,6 +53,15 @@ SIZING_LIMIT = 100_000
 # 25), so the ordinary wobble of the forecast right after a scale-down does not ask for the replica
 # back — the up path and the scale-down gate then never disagree about the same demand.
 SCALE_DOWN_HYSTERESIS = 0.25
+# Ski rental for the stabilisation window (cost-aware scale-down): keeping an idle replica costs its
+# GPU by the second, dropping it costs a cold start when it is needed again, so waiting
+# `COLD_START_RISK_FACTOR` lead times before removing it never costs more than twice the best choice
+# made with hindsight. That bound ignores the SLO, so it is used only while demand holds no surprise:
+# after a p95 breach, or a replica asked back within the configured window, the full configured
+# window applies for `SURPRISE_MEMORY_S`. Never shorter than one metrics window (the rates must
+# have seen the lower load).
+SURPRISE_MEMORY_S = 3600.0
+MIN_STABILIZATION_S = 60.0
 
 
 def check_metrics(observation: Observation, config: PolicyConfig) -> str | None:
@@ -139,6 +148,46 @@ def hold_target(config: PolicyConfig, demand: Demand, capacity: CapacityEstimate
     return clamp(sized, floor, config.max_replicas)
 
 
+def note_surprise(
+    config: PolicyConfig, observation: Observation, pool: PoolState, target: int, memory: Memory, now_s: float
+) -> float | None:
+    """Record what shows demand returning faster than the forecast sees; returns the latest such time.
+
+    Two things count: a p95 over the SLO, and a scale-up asked for within the configured
+    stabilisation window of a scale-down (the replica removed was needed back: on noisy steady load
+    a short window would otherwise remove and re-add a replica every few minutes). `memory` is
+    updated in place.
+    """
+    p95_s = observation.interactive.p95_latency_s
+    if p95_s is not None and p95_s > config.slo_p95_s:
+        memory["last_breach_s"] = now_s
+    last_down_s = memory.get("last_down_s")
+    if target > pool.desired and last_down_s is not None and now_s - last_down_s < config.scale_down_stabilization_s:
+        memory["last_regret_s"] = now_s
+    times = [memory[key] for key in ("last_breach_s", "last_regret_s") if memory.get(key) is not None]
+    return max(times) if times else None
+
+
+def stabilization_window_s(
+    config: PolicyConfig, lead_time_s: float, last_surprise_s: float | None, now_s: float
+) -> tuple[float, str]:
+    """The configured window, or the shorter ski-rental break-even while demand has held no surprise.
+
+    Cost-aware only; a surprise (`note_surprise`) restores the configured window for
+    `SURPRISE_MEMORY_S`. Returns (window_s, note): the note says why a window is shorter, for the reason.
+    """
+    window_s = config.scale_down_stabilization_s
+    recent = last_surprise_s is not None and now_s - last_surprise_s < SURPRISE_MEMORY_S
+    if config.scale_down_cost_aware and not recent:
+        break_even_s = max(MIN_STABILIZATION_S, COLD_START_RISK_FACTOR * lead_time_s)
+        if break_even_s < window_s:
+            return break_even_s, (
+                f"; {break_even_s:.0f} s = cold-start break-even, no SLO breach or replica asked back "
+                f"for {SURPRISE_MEMORY_S / 60:.0f} min"
+            )
+    return window_s, ""
+
+
 def gate_scale_down(
     config: PolicyConfig,
     pool: PoolState,
@@ -150,6 +199,7 @@ def gate_scale_down(
     lead_time_s: float,
     history: list[list[float]],
     now_s: float,
+    window: tuple[float, str] | None = None,
 ) -> tuple[int, str | None, list[list[float]]]:
     """Decide how far to follow a target below the current replicas. Returns (replicas, why, history).
 
@@ -158,7 +208,7 @@ def gate_scale_down(
     those, so a scale-down never lands on a count the next decision's target would exceed.
     """
     current = min(pool.desired, config.max_replicas)
-    window_s = config.scale_down_stabilization_s
+    window_s, window_note = window if window is not None else (config.scale_down_stabilization_s, "")
     if not history:
         # No history (first decision, or memory lost): behave as if the current count had just been
         # recommended, so a restart never scales down before a full window has passed.
@@ -170,7 +220,7 @@ def gate_scale_down(
         return (
             current,
             f"target {target} held at {current} for the {window_s:.0f} s stabilisation window "
-            f"(with hysteresis {stabilised} needed in it)",
+            f"(with hysteresis {stabilised} needed in it{window_note})",
             history,
         )
     ready_capacity_rps = pool.ready_count * capacity.rps_per_replica
@@ -205,7 +255,7 @@ def gate_scale_down(
     replicas = max(stabilised, current - step, floor)
     return (
         replicas,
-        f"scaling down {current}→{replicas} (target {target}, stable for {window_s:.0f} s)",
+        f"scaling down {current}→{replicas} (target {target}, stable for {window_s:.0f} s{window_note})",
         history,
     )
 
@@ -270,6 +320,8 @@ def decide(
     elif target < sized:
         reason += f"; capped at max {config.max_replicas}"
 
+    surprise = dict(previous.get("surprise", {}))
+    last_surprise_s = note_surprise(config, observation, interactive_pool, target, surprise, now_s)
     replicas, gate_reason, new_memory["scale_down_history"] = gate_scale_down(
         config,
         interactive_pool,
@@ -281,7 +333,11 @@ def decide(
         lead_time_s,
         list(previous.get("scale_down_history", [])),
         now_s,
+        stabilization_window_s(config, lead_time_s, last_surprise_s, now_s),
     )
+    if replicas < interactive_pool.desired:
+        surprise["last_down_s"] = now_s
+    new_memory["surprise"] = surprise
     if gate_reason is not None:
         reason = f"{gate_reason}; {reason}"
     replicas = clamp(replicas, floor, config.max_replicas)
