@@ -93,8 +93,16 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     dominating = [r for r in by["hpa"] + by["kpa"]
                   if r["slo_window_attainment"] >= leadtime["slo_window_attainment"]
                   and r["gpu_hours"] <= leadtime["gpu_hours"]]
-    return {"leadtime": leadtime, "oracle": oracle, "dominating": dominating,
+    per_good = [r for r in by["hpa"] + by["kpa"] if r.get("gpu_seconds_per_request_in_slo") is not None]
+    best_baseline = min(per_good, key=lambda r: r["gpu_seconds_per_request_in_slo"], default=None)
+    return {"leadtime": leadtime, "oracle": oracle, "dominating": dominating, "best_baseline": best_baseline,
             "ratio": leadtime["gpu_hours"] / oracle["gpu_hours"] if oracle["gpu_hours"] else float("nan")}
+
+
+def _per_good(run: dict[str, Any] | None) -> str:
+    """GPU-seconds per request within the SLO, for the tables ('-' for old results without it)."""
+    value = None if run is None else run.get("gpu_seconds_per_request_in_slo")
+    return "-" if value is None else f"{value:.2f}"
 
 
 def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
@@ -111,6 +119,8 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
         "**win** share of 1-minute windows whose p95 meets the SLO; **req** share of requests within the",
         "target; **p95** over the whole run; **scales** changes of the desired replica count. **dominated?**:",
         "does any hpa or kpa sweep point have >= window attainment and <= GPU-hours than leadtime (the Must).",
+        "**GPU-s/req** GPU-seconds billed per request served within its target, what users pay for; the",
+        "summary compares leadtime with the hpa or kpa sweep point that is cheapest by that measure.",
         "The per-scenario tables list every sweep point.",
         "",
         "## Scenarios",
@@ -121,8 +131,9 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
         "",
         "## Summary",
         "",
-        "| scenario | SLO | leadtime GPU-h | x oracle | win | req | dominated? | aim (>= 99% win, <= 1.25x, cold <= 120 s) |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "| scenario | SLO | leadtime GPU-h | x oracle | win | req | dominated? | aim (>= 99% win, <= 1.25x, cold <= 120 s) "
+        "| GPU-s/req: leadtime | best hpa/kpa (its win) | oracle |",
+        "|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for doc in docs:
         summary = summarise(doc)
@@ -133,7 +144,8 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
         dominated = "no" if not summary["dominating"] else f"**yes** ({len(summary['dominating'])} points)"
         lines.append(f"| {doc['id']} | {doc['slo']['metric']} <= {doc['slo']['p95_s']:g} s | {lt['gpu_hours']:.1f} | "
                      f"{summary['ratio']:.2f} | {lt['slo_window_attainment']:.1%} | {lt['slo_request_attainment']:.1%} | "
-                     f"{dominated} | {aim} |")
+                     f"{dominated} | {aim} | {_per_good(lt)} | {_baseline_per_good(summary['best_baseline'])} | "
+                     f"{_per_good(summary['oracle'])} |")
     if speed:
         lines += ["", "## Speed", "",
                   f"- 14-day ServeGen m-mid (`{SPEED_ONE}`), leadtime alone: **{speed['servegen_one_policy_s']:.1f} s** "
@@ -152,6 +164,12 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
     for doc in docs:
         lines += _scenario_table(doc)
     return "\n".join(lines) + "\n"
+
+
+def _baseline_per_good(run: dict[str, Any] | None) -> str:
+    if run is None or run.get("gpu_seconds_per_request_in_slo") is None:
+        return "-"
+    return f"{_per_good(run)} ({run['policy']} {_params(run['params'])}, {run['slo_window_attainment']:.1%})"
 
 
 def _scenario_rows(docs: list[dict[str, Any]]) -> list[str]:
@@ -174,8 +192,8 @@ def _scenario_table(doc: dict[str, Any]) -> list[str]:
              f"SLO p95 {doc['slo']['metric']} <= {doc['slo']['p95_s']:g} s; busiest minute needs "
              f"{doc['peak_replicas']} replicas, busiest 10 s {doc['peak_burst_replicas']}; oracle planned in "
              f"{doc['oracle_plan_rounds']} round(s).", "",
-             "| policy | params | GPU-h | x oracle | win | req | p95 s | scales | idle | dominated? |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| policy | params | GPU-h | x oracle | win | req | GPU-s/req | p95 s | scales | idle | dominated? |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for run in doc["runs"]:
         dominated = ""
         if run["policy"] == "leadtime":
@@ -184,7 +202,8 @@ def _scenario_table(doc: dict[str, Any]) -> list[str]:
             dominated = "dominates leadtime"
         lines.append(f"| {run['policy']} | {_params(run['params'])} | {run['gpu_hours']:.2f} | "
                      f"{run['gpu_hours'] / oracle_h:.2f} | {run['slo_window_attainment']:.1%} | "
-                     f"{run['slo_request_attainment']:.1%} | {run['p95_latency_s']:.2f} | {run['scale_events']} | "
+                     f"{run['slo_request_attainment']:.1%} | {_per_good(run)} | {run['p95_latency_s']:.2f} | "
+                     f"{run['scale_events']} | "
                      f"{run['idle_gpu_share']:.0%} | {dominated} |")
     return [*lines, ""]
 

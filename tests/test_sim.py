@@ -166,8 +166,12 @@ def test_simulate_cli_writes_the_stable_json(tmp_path: pathlib.Path) -> None:
     assert {"trace", "profile", "cold_start", "slo", "runs"} <= set(doc)
     assert doc["cold_start"] == "60s"
     keys = {"policy", "params", "gpu_hours", "cost_usd", "slo_window_attainment", "slo_request_attainment",
-            "p95_latency_s", "scale_events", "idle_gpu_share", "dropped", "wall_s"}
+            "p95_latency_s", "scale_events", "idle_gpu_share", "dropped", "requests",
+            "gpu_seconds_per_request_in_slo", "wall_s"}
     assert all(keys <= set(run) for run in doc["runs"])
+    for run in doc["runs"]:
+        good = run["requests"] * run["slo_request_attainment"]
+        assert run["gpu_seconds_per_request_in_slo"] == pytest.approx(run["gpu_hours"] * 3600 / good, rel=1e-3)
     assert sum(run["policy"] == "hpa" for run in doc["runs"]) >= 6
     assert (tmp_path / "r.png").stat().st_size > 1000
 

@@ -36,7 +36,17 @@ class RunMetrics:
             "scale_events": self.scale_events,
             "idle_gpu_share": round(self.idle_gpu_share, 4),
             "dropped": int(round(self.dropped)),
+            "requests": int(round(self.requests)),
+            # null when no request met the target (JSON has no infinity)
+            "gpu_seconds_per_request_in_slo": (round(self.gpu_seconds_per_request_in_slo, 4)
+                                               if np.isfinite(self.gpu_seconds_per_request_in_slo) else None),
         }
+
+    @property
+    def gpu_seconds_per_request_in_slo(self) -> float:
+        """What the GPUs cost per request served within its latency target (inf if none was)."""
+        good = self.requests * self.slo_request_attainment
+        return self.gpu_hours * 3600.0 / good if good > 0 else float("inf")
 
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
