@@ -19,7 +19,7 @@ from chart_install import (
     token_kubeconfig,
     uninstall,
 )
-from leadtime.handlers.cli import peering_identity
+from leadtime.run_cli import peering_identity
 from operator_process import apply, decision_lines, fast, get_md, install_crds, load_example
 
 pytestmark = pytest.mark.e2e

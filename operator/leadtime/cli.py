@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Modules that define `register(subparsers)`; each adds its subcommands and sets `func` on them.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("leadtime.api.cli", "leadtime.emulator.cli", "leadtime.handlers.cli", "leadtime.sim.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("leadtime.api.cli", "leadtime.emulator.cli", "leadtime.run_cli", "leadtime.sim.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
