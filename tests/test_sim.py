@@ -13,6 +13,7 @@ from leadtime.cli import main
 from leadtime.policy.types import INTERACTIVE, Decision, PoolDecision
 from leadtime.replica import PoolModel, Request, get_profile
 from leadtime.sim.engine import simulate
+from leadtime.sim.oracle import needed_replicas
 from leadtime.sim.run import make_scenario, run_one
 from leadtime.sim.traces import load_trace
 
@@ -210,8 +211,11 @@ def test_a_policy_that_never_rescales_sees_its_initial_replicas_ready() -> None:
 def test_every_policy_starts_from_the_warm_pool_already_serving_the_first_minute() -> None:
     scenario = make_scenario(TRACES / "azure-conv.csv", PROFILE, rate_scale=2.0)
     warm = scenario.config.initial_replicas
+    # enough for the first minute's busiest 10 s at the SLO: more than its mean rate over the prior
     first_minute_rps = scenario.arrivals.classes["interactive"].count[:60].sum() / 60.0
-    assert warm == max(1, math.ceil(first_minute_rps / scenario.config.policy_config.replica_capacity_rps))
+    assert warm > math.ceil(first_minute_rps / scenario.config.policy_config.replica_capacity_rps)
+    need = needed_replicas(scenario.arrivals.classes["interactive"], PROFILE, 1.0, "ttft", 2.0)
+    assert warm == int(need[:60].max())
     policy = Recording(warm)
     simulate(policy, scenario.arrivals, scenario.config, record_timeline=False)
     # Ready from the first decision on, and never a cold start since the policy asks for the same count.

@@ -8,13 +8,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from leadtime.policy import POLICIES, make_policy
 from leadtime.policy.types import Policy, PolicyConfig
 from leadtime.replica import ReplicaProfile
 from leadtime.sim.engine import RunResult, SimConfig, simulate
-from leadtime.sim.oracle import OraclePlan, OraclePolicy, peak_replicas, plan_oracle
+from leadtime.sim.oracle import OraclePlan, OraclePolicy, needed_replicas, peak_replicas, plan_oracle
 from leadtime.sim.traces import Arrivals, Trace, build_arrivals, load_trace
 
 POLICY_NAMES = ("leadtime", "hpa", "kpa", "oracle", "static")
@@ -72,17 +70,19 @@ def make_scenario(
     )
     config = SimConfig(profile=profile, policy_config=policy_config, slo_metric=slo_metric,
                        slo_p95_s=slo_p95_s, seed=seed, queue_limit=queue_limit,
-                       initial_replicas=warm_replicas(arrivals, policy_config))
+                       initial_replicas=warm_replicas(arrivals, policy_config, profile, slo_metric, slo_p95_s))
     return Scenario(trace, arrivals, profile, config, peak)
 
 
-def warm_replicas(arrivals: Arrivals, config: PolicyConfig, window_s: float = 60.0) -> int:
-    """Replicas a deployment already serving the trace's first minute would have: its mean rate over
-    the capacity prior every policy is given, within the floor and the max."""
-    counts = arrivals.classes["interactive"].count
-    ticks = max(1, min(len(counts), round(window_s / arrivals.tick_s)))
-    first_minute_rps = float(np.sum(counts[:ticks])) / (ticks * arrivals.tick_s)
-    needed = math.ceil(first_minute_rps / config.replica_capacity_rps) if config.replica_capacity_rps > 0 else 1
+def warm_replicas(arrivals: Arrivals, config: PolicyConfig, profile: ReplicaProfile, slo_metric: str,
+                  slo_p95_s: float, window_s: float = 60.0) -> int:
+    """Replicas a deployment already serving the trace's first minute would have: enough to meet the
+    SLO there (its busiest 10 s at the batch the SLO allows, by the replica model), within the floor
+    and the max. Sized at the mean rate instead, the pool ran at full utilisation and every policy
+    missed the first windows until its first new replicas were Ready, whatever it decided."""
+    need = needed_replicas(arrivals.classes["interactive"], profile, arrivals.tick_s, slo_metric, slo_p95_s)
+    ticks = max(1, min(len(need), round(window_s / arrivals.tick_s)))
+    needed = int(need[:ticks].max()) if len(need) else 1
     return max(config.warm_floor, 1, min(needed, config.max_replicas))
 
 
