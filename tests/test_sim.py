@@ -192,10 +192,12 @@ class Recording(Fixed):
         super().__init__(replicas)
         self.ready_seen: list[int] = []
         self.rates_seen: list[float | None] = []
+        self.running_seen: list[float | None] = []
 
     def decide(self, config, observation, pools, memory, now_s):  # noqa: ANN001, ANN201
         self.ready_seen.append(pools[INTERACTIVE].ready_count)
         self.rates_seen.append(observation.interactive.arrival_rate_rps)
+        self.running_seen.append(observation.interactive.running)
         return super().decide(config, observation, pools, memory, now_s)
 
 
@@ -236,3 +238,24 @@ def test_a_warm_pool_comes_with_a_full_metrics_window() -> None:
     later = round(90 / policy.interval_s)
     now_tick = later * round(policy.interval_s)
     assert policy.rates_seen[later] == pytest.approx(counts[now_tick - 59 : now_tick + 1].sum() / 60.0)
+
+
+def test_running_is_what_a_scrape_sees_even_when_requests_are_shorter_than_a_tick(tmp_path: pathlib.Path) -> None:
+    # 20 rps of short requests (well under a second each) on 5-s ticks: every request finishes
+    # within the tick it starts in, yet a scrape of the running gauge sees about rate × e2e of them
+    # in flight (Little). Reading what is left after the tick's departures saw 0, and an HPA on
+    # in-flight requests scaled a busy pool down to one replica.
+    path = tmp_path / "short.csv"
+    rows = [f"{i / 20:.2f},100,10" for i in range(20 * 600)]
+    path.write_text("arrival_s,input_tokens,output_tokens\n" + "\n".join(rows) + "\n")
+    scenario = make_scenario(path, PROFILE, tick_s=5.0)
+    policy = Recording(4)
+    simulate(policy, scenario.arrivals, scenario.config, record_timeline=False)
+    # The fluid model admits a tick's 100 arrivals together, so they run as one batch of 25 per
+    # replica for b × cost_per_request_s(b) seconds: that is the concurrency a scrape sees on average.
+    batch = 100 / 4
+    in_service_s = batch * PROFILE.cost_per_request_s(100.0, 10.0, batch)
+    assert in_service_s < 5.0
+    seen = policy.running_seen[13:]  # after the first minute
+    assert min(seen) > 0
+    assert np.mean(seen) == pytest.approx(100 * in_service_s / 5.0, rel=0.05)

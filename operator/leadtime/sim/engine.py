@@ -283,7 +283,10 @@ def simulate(
         return ClassObservation(
             arrival_rate_rps=max(0.0, arrivals_in_window[name]) / (seen * dt),
             queue_depth=group.queued,
-            running=group.running,
+            # What a scrape of vLLM's running gauge sees on average: the last tick's time-averaged
+            # running sequences. The count left after the tick's departures read ~0 whenever work is
+            # shorter than a tick (5-s ticks, sub-second requests), and an in-flight HPA scaled to 1.
+            running=group.mean_running,
             p95_latency_s=histogram_quantile(0.95, hist),
         )
 
