@@ -167,9 +167,10 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
 
 
 def _baseline_per_good(run: dict[str, Any] | None) -> str:
-    if run is None or run.get("gpu_seconds_per_request_in_slo") is None:
-        return "-"
-    return f"{_per_good(run)} ({run['policy']} {_params(run['params'])}, {run['slo_window_attainment']:.1%})"
+    value = _per_good(run)
+    if value == "-" or run is None:
+        return value
+    return f"{value} ({run['policy']} {_params(run['params'])}, {run['slo_window_attainment']:.1%})"
 
 
 def _scenario_rows(docs: list[dict[str, Any]]) -> list[str]:

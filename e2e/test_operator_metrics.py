@@ -135,22 +135,24 @@ def test_load_drop_scales_down_only_after_stabilisation_and_never_below_the_floo
     cluster.wait_for(back_at_floor, high_s + 240, "the floor again after the load dropped", namespace)
     decisions = decision_lines(operator)
     assert min(d["replicas"]["interactive"] for d in decisions) >= floor
-    downs_after_drop = [d for d in decisions if d["ts"] > drop_at_s
-                        and d["scaled"].get("interactive", [0, 0])[1] < d["scaled"].get("interactive", [0, 0])[0]]
+    def interactive_change(decision) -> int:  # noqa: ANN001
+        before, after = decision["scaled"].get("interactive", [0, 0])
+        return after - before
+
+    downs = [d for d in decisions if interactive_change(d) < 0]
+    downs_after_drop = [d for d in downs if d["ts"] > drop_at_s]
     assert downs_after_drop, "no scale-down after the drop"
     # Stabilisation runs from the last time a higher count was recommended, not from the load drop: a
     # forecast that overshot on the way up can stop asking for the top count before the drop. What a
     # user sees is that no scale-down follows a scale-up within the window, and the reason says so.
-    ups = [d for d in decisions
-           if d["scaled"].get("interactive", [0, 0])[1] > d["scaled"].get("interactive", [0, 0])[0]]
+    ups = [d for d in decisions if interactive_change(d) > 0]
     assert ups, "no scale-up under load"
-    first_down = next(d for d in decisions
-                      if d["scaled"].get("interactive", [0, 0])[1] < d["scaled"].get("interactive", [0, 0])[0])
+    first_down = downs[0]
     last_up_before = max(d["ts"] for d in ups if d["ts"] < first_down["ts"])
     waited_s = first_down["ts"] - last_up_before
     assert waited_s >= stabilization_s, (
         f"first scale-down {waited_s:.0f} s after the last scale-up; stabilisation is {stabilization_s} s")
     assert first_down["ts"] > drop_at_s - startup_skew_s - stabilization_s, "scaled down long before the drop"
     assert f"stable for {stabilization_s}" in first_down["reason"]
-    downs = [e for e in events(cluster, namespace, "llama-8b") if e.reason == "ScaledDown"]
-    assert downs and "interactive" in downs[0].message
+    scaled_down = [e for e in events(cluster, namespace, "llama-8b") if e.reason == "ScaledDown"]
+    assert scaled_down and "interactive" in scaled_down[0].message

@@ -105,7 +105,7 @@ def test_oracle_keeps_a_replica_through_a_dip_shorter_than_a_cold_start() -> Non
 
 @pytest.mark.sim
 def test_oracle_searches_leaner_plans_and_a_shorter_cold_start_never_costs_more() -> None:
-    from leadtime.sim.oracle import GOAL_ATTAINMENT, _plan_at
+    from leadtime.sim.oracle import GOAL_ATTAINMENT, _plan_at, base_need
 
     # Mooncake's long prompts: the step-1 capacity (latency at the mean tokens) under-rates a replica,
     # so the plan it starts from is beaten by leaner starts that the repair then fixes.
@@ -116,7 +116,8 @@ def test_oracle_searches_leaner_plans_and_a_shorter_cold_start_never_costs_more(
                                  rate_scale=4.0, slo_metric="ttft", slo_p95_s=6.0)
         plans[cold_s] = scenario.oracle_plan
         assert plans[cold_s].attainment >= GOAL_ATTAINMENT
-        first = _plan_at(scenario.arrivals, scenario.config, GOAL_ATTAINMENT, 12, None, False, 1.0, float(cold_s))
+        first = _plan_at(scenario.arrivals, scenario.config, GOAL_ATTAINMENT, 12, None, False,
+                         base_need(scenario.arrivals, scenario.config), float(cold_s))
         assert first is not None
         assert plans[cold_s].run.metrics.gpu_hours < first[0].run.metrics.gpu_hours
     # a clairvoyant with a 30 s cold start can always follow the 600 s plan

@@ -199,7 +199,7 @@ def gate_scale_down(
     lead_time_s: float,
     history: list[list[float]],
     now_s: float,
-    window: tuple[float, str] | None = None,
+    window: tuple[float, str],
 ) -> tuple[int, str | None, list[list[float]]]:
     """Decide how far to follow a target below the current replicas. Returns (replicas, why, history).
 
@@ -208,7 +208,7 @@ def gate_scale_down(
     those, so a scale-down never lands on a count the next decision's target would exceed.
     """
     current = min(pool.desired, config.max_replicas)
-    window_s, window_note = window if window is not None else (config.scale_down_stabilization_s, "")
+    window_s, window_note = window  # from stabilization_window_s
     if not history:
         # No history (first decision, or memory lost): behave as if the current count had just been
         # recommended, so a restart never scales down before a full window has passed.

@@ -321,8 +321,8 @@ def simulate(
         desired[INTERACTIVE] = config.initial_replicas
         version[INTERACTIVE] += 1
         # The deployment was serving before the trace: Prometheus already has a full window of
-        # arrivals. Seed it with the first window's mean, as warm_replicas() sizes the pool from, so
-        # the first decisions see a minute's rate and not a one-tick one.
+        # arrivals. Seed it with the first window's mean, so the first decisions see a minute's rate
+        # and not a one-tick one.
         for name in groups:
             seeded = per_tick[name][0][:window_ticks]
             mean = sum(seeded) / len(seeded) if seeded else 0.0

@@ -166,14 +166,17 @@ def plan_oracle(arrivals: Arrivals, config: SimConfig, *, goal: float = GOAL_ATT
     lead_s = config.profile.cold_start.quantile_s(0.95)
     best: tuple[OraclePlan, np.ndarray] | None = None
     rounds = 0
+    needs: dict[float, dict[str, np.ndarray]] = {}  # per capacity scale: both hold passes use the same
     for hold_s in sorted({lead_s, max(lead_s, LONG_HOLD_S)}):
         best_here: OraclePlan | None = None
         for scale in CAPACITY_SCALES:
             # The first plan repairs as long as it needs; a leaner one that needs many rounds is not leaner.
             first = best is None
             cap_gpu_h = best[0].run.metrics.gpu_hours if best is not None and best[0].attainment >= goal else math.inf
+            if scale not in needs:
+                needs[scale] = base_need(arrivals, config, scale)
             planned = _plan_at(arrivals, config, goal, max_rounds if first else min(max_rounds, SEARCH_ROUNDS),
-                               start_extra, record_timeline, scale, hold_s, cap_gpu_h)
+                               start_extra, record_timeline, needs[scale], hold_s, cap_gpu_h)
             if planned is None:
                 continue  # its schedule alone costs more than the best plan (repairs only add): try leaner
             plan, extra = planned
@@ -199,10 +202,22 @@ def _better(plan: OraclePlan, than: OraclePlan, goal: float) -> bool:
     return plan.attainment > than.attainment
 
 
+def base_need(arrivals: Arrivals, config: SimConfig, capacity_scale: float = 1.0) -> dict[str, np.ndarray]:
+    """Step 1 per pool (the batch pool only if there is batch work), capacity scaled by `capacity_scale`."""
+    base: dict[str, np.ndarray] = {}
+    for pool, name in ((INTERACTIVE, "interactive"), (BATCH, "batch")):
+        cls = arrivals.classes[name]
+        if cls.total == 0 and pool == BATCH:
+            continue
+        base[pool] = needed_replicas(cls, config.profile, arrivals.tick_s, config.slo_metric, config.slo_p95_s,
+                                     capacity_scale)
+    return base
+
+
 def _plan_at(arrivals: Arrivals, config: SimConfig, goal: float, max_rounds: int, start_extra: np.ndarray | None,
-             record_timeline: bool, capacity_scale: float, hold_s: float,
+             record_timeline: bool, base: dict[str, np.ndarray], hold_s: float,
              cost_cap_gpu_h: float = math.inf) -> tuple[OraclePlan, np.ndarray] | None:
-    """Steps 1-3 with step 1's capacity scaled by `capacity_scale`, replicas held `hold_s` ahead and through dips.
+    """Steps 2-3 from step 1's `base` need, replicas held `hold_s` ahead and through dips.
 
     Stops before simulating a schedule whose replica-hours alone reach `cost_cap_gpu_h` (None if the first does).
     """
@@ -210,12 +225,6 @@ def _plan_at(arrivals: Arrivals, config: SimConfig, goal: float, max_rounds: int
     # Clairvoyant about the past too: its first planned pool is the one already serving at t=0.
     config = replace(config, initial_replicas=0)
     lead_ticks = max(1, math.ceil(hold_s / tick_s))
-    base: dict[str, np.ndarray] = {}
-    for pool, name in ((INTERACTIVE, "interactive"), (BATCH, "batch")):
-        cls = arrivals.classes[name]
-        if cls.total == 0 and pool == BATCH:
-            continue
-        base[pool] = needed_replicas(cls, profile, tick_s, config.slo_metric, config.slo_p95_s, capacity_scale)
     main = base[INTERACTIVE]
     extra = np.zeros(len(main)) if start_extra is None else start_extra.copy()
     wall_start = time.perf_counter()

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from leadtime.policy import POLICIES, make_policy
 from leadtime.policy.types import Policy, PolicyConfig
 from leadtime.replica import ReplicaProfile
 from leadtime.sim.engine import RunResult, SimConfig, simulate
-from leadtime.sim.oracle import OraclePlan, OraclePolicy, needed_replicas, peak_replicas, plan_oracle
+from leadtime.sim.oracle import OraclePlan, OraclePolicy, needed_replicas, plan_oracle
 from leadtime.sim.traces import Arrivals, Trace, build_arrivals, load_trace
 
 POLICY_NAMES = ("leadtime", "hpa", "kpa", "oracle", "static")
@@ -53,7 +55,10 @@ def make_scenario(
         # 1-s ticks resolve TTFT queueing; multi-day traces use 5-s ticks to stay within a minute.
         tick_s = 1.0 if trace.span_s <= 2 * 86400 else 5.0
     arrivals = build_arrivals(trace, tick_s=tick_s, rate_scale=rate_scale, seed=seed)
-    peak = peak_replicas(arrivals, profile, slo_metric, slo_p95_s)
+    # Step 1 of the oracle, the replicas each tick's next 10 s need at the SLO: its peak sizes
+    # max_replicas, its first minute the warm pool.
+    need = needed_replicas(arrivals.classes["interactive"], profile, arrivals.tick_s, slo_metric, slo_p95_s)
+    peak = max(1, int(need.max()) if len(need) else 1)
     mean_in, mean_out = trace.mean_tokens
     policy_config = PolicyConfig(
         slo_p95_s=slo_p95_s,
@@ -70,18 +75,17 @@ def make_scenario(
     )
     config = SimConfig(profile=profile, policy_config=policy_config, slo_metric=slo_metric,
                        slo_p95_s=slo_p95_s, seed=seed, queue_limit=queue_limit,
-                       initial_replicas=warm_replicas(arrivals, policy_config, profile, slo_metric, slo_p95_s))
+                       initial_replicas=warm_replicas(need, arrivals.tick_s, policy_config))
     return Scenario(trace, arrivals, profile, config, peak)
 
 
-def warm_replicas(arrivals: Arrivals, config: PolicyConfig, profile: ReplicaProfile, slo_metric: str,
-                  slo_p95_s: float, window_s: float = 60.0) -> int:
+def warm_replicas(need: np.ndarray, tick_s: float, config: PolicyConfig, window_s: float = 60.0) -> int:
     """Replicas a deployment already serving the trace's first minute would have: enough to meet the
-    SLO there (its busiest 10 s at the batch the SLO allows, by the replica model), within the floor
-    and the max. Sized at the mean rate instead, the pool ran at full utilisation and every policy
-    missed the first windows until its first new replicas were Ready, whatever it decided."""
-    need = needed_replicas(arrivals.classes["interactive"], profile, arrivals.tick_s, slo_metric, slo_p95_s)
-    ticks = max(1, min(len(need), round(window_s / arrivals.tick_s)))
+    SLO there (the most the oracle's step-1 `need` asks in that minute: its busiest 10 s at the batch
+    the SLO allows), within the floor and the max. Sized at the mean rate instead, the pool ran at
+    full utilisation and every policy missed the first windows until its first new replicas were
+    Ready, whatever it decided."""
+    ticks = max(1, min(len(need), round(window_s / tick_s)))
     needed = int(need[:ticks].max()) if len(need) else 1
     return max(config.warm_floor, 1, min(needed, config.max_replicas))
 
