@@ -10,6 +10,7 @@ set -euo pipefail
 source "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 ready() { curl -fsS --max-time 2 "$PROM_URL/-/ready" >/dev/null 2>&1; }
+running() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
 ours() { pid_alive "$PROM_PIDFILE" "--config.file=$PROM_DIR/prometheus.yml"; }
 
 write_config() {
@@ -53,10 +54,13 @@ start() {
       --web.listen-address="127.0.0.1:$PROM_PORT" \
       --web.enable-lifecycle \
       > "$PROM_DIR/prometheus.log" 2>&1 < /dev/null 9>&- &
-    echo $! > "$PROM_PIDFILE"
+    local pid=$!
+    echo "$pid" > "$PROM_PIDFILE"
     local deadline=$((SECONDS + 30))
     until ready; do
-      ours || die "Prometheus exited; see $PROM_DIR/prometheus.log: $(tail -n 3 "$PROM_DIR/prometheus.log")"
+      # Not `ours`: until the child has exec'd, its cmdline is still this script's, and a loaded
+      # machine can take a while to get there. Alive and not a zombie is what counts here.
+      running "$pid" || die "Prometheus exited; see $PROM_DIR/prometheus.log: $(tail -n 3 "$PROM_DIR/prometheus.log")"
       [ $SECONDS -lt $deadline ] || die "Prometheus not ready after 30s; see $PROM_DIR/prometheus.log"
       sleep 0.2
     done

@@ -54,13 +54,12 @@ if exists && ! cmp -s "$STATE/kwokctl.yaml.new" "$STATE/kwokctl.yaml"; then
 fi
 mv "$STATE/kwokctl.yaml.new" "$STATE/kwokctl.yaml"
 
+# A cluster whose processes are gone (a reboot, a killed session) is recreated, not restarted: its
+# node Leases are still held by the kwok controller that died, for their full 200 s, and until they
+# expire the new controller leaves the old nodes alone, so pods bound to them stay Pending.
 if exists && ! healthy; then
-  log "cluster $CLUSTER_NAME exists but is not answering; trying to start it"
-  kwokctl --name "$CLUSTER_NAME" start cluster --wait 1m >&2 9>&- || true
-  if ! healthy; then
-    log "still unhealthy; recreating"
-    kwokctl --name "$CLUSTER_NAME" delete cluster >&2 || true
-  fi
+  log "cluster $CLUSTER_NAME exists but is not answering; recreating it"
+  kwokctl --name "$CLUSTER_NAME" delete cluster >&2 || true
 fi
 
 if exists && healthy; then
