@@ -151,8 +151,8 @@ def test_capacity_little_law_moves_toward_full_batch_throughput():
 
 def test_capacity_is_not_extrapolated_from_a_partly_full_batch():
     # 81 % full: a replica slows down as its batch grows, so 32 / service time at this batch would
-    # overstate what a full batch completes; the prior stays.
-    estimate = learn_for([ClassObservation(8.0, 0.0, 104.0, 1.0)] * 40)
+    # overstate what a full batch completes; the prior stays (p95 at 75 % of the SLO: no slack either).
+    estimate = learn_for([ClassObservation(8.0, 0.0, 104.0, 1.5)] * 40)
     assert estimate.rps_per_replica == pytest.approx(2.0)
 
 
@@ -206,6 +206,53 @@ def test_capacity_recovers_toward_the_prior_after_a_quiet_spell():
 )
 def test_capacity_does_not_recover_without_evidence(healthy):
     assert cut_then_healthy(8 * 3600, healthy).rps_per_replica == pytest.approx(1.5)
+
+
+SLACK = ClassObservation(6.0, 0.0, 24.0, 0.4)  # 1.5 rps/replica on 4 (75 % of the prior), p95 at 20 %
+
+
+def learn_each_minute(observations, memory=None, start_s=0.0):
+    estimate = None
+    for k, observation in enumerate(observations):
+        estimate, memory = learn_capacity(CAPACITY_CONFIG, observation, 4, memory, start_s + 60.0 * k)
+    return estimate, memory
+
+
+def test_capacity_grows_on_slack_while_the_pool_carries_most_of_it():
+    # Steady from the second decision on, each minute grows the estimate by e^(60/1800); it stops once
+    # 1.5 rps/replica is under 70 % of the estimate (above 2.14): 2.0 → 2.07 → 2.14 → 2.21, then holds.
+    estimate, _ = learn_each_minute([SLACK] * 2)
+    assert estimate.rps_per_replica == pytest.approx(2.0 * math.exp(60 / 1800))
+    assert estimate.source == "learned"
+    estimate, _ = learn_each_minute([SLACK] * 120)
+    assert estimate.rps_per_replica == pytest.approx(2.0 * math.exp(3 * 60 / 1800))
+
+
+@pytest.mark.parametrize(
+    "observation",
+    [
+        ClassObservation(6.0, 0.0, 24.0, 1.2),  # p95 at 60 % of the SLO: not enough slack
+        ClassObservation(4.0, 0.0, 16.0, 0.4),  # 1 rps/replica, half the estimate: says nothing
+        ClassObservation(6.0, 0.0, 24.0, None),  # no latency data
+    ],
+)
+def test_capacity_does_not_grow_without_slack(observation):
+    estimate, _ = learn_each_minute([observation] * 60)
+    assert estimate.rps_per_replica == pytest.approx(2.0)
+
+
+def test_capacity_growth_ends_at_the_first_window_over_the_slo_and_waits_an_hour():
+    _, memory = learn_each_minute([SLACK] * 10)
+    assert memory["rps_per_replica"] > 2.2
+    # one window over the SLO (a burst shorter than a window: no steady state): back to the prior
+    breach = ClassObservation(6.0, 0.0, 24.0, 2.5)
+    estimate, memory = learn_each_minute([breach], memory, start_s=600.0)
+    assert estimate.rps_per_replica == pytest.approx(2.0)
+    # slack again for 59 minutes: no growth yet; the hour after the breach, growth resumes
+    estimate, memory = learn_each_minute([SLACK] * 59, memory, start_s=660.0)
+    assert estimate.rps_per_replica == pytest.approx(2.0)
+    estimate, _ = learn_each_minute([SLACK], memory, start_s=600.0 + 3600.0)
+    assert estimate.rps_per_replica == pytest.approx(2.0 * math.exp(60 / 1800))
 
 
 def test_capacity_never_below_a_third_of_prior():

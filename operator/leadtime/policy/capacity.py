@@ -30,11 +30,24 @@ SMALL_QUEUE_SHARE = 0.02
 # `RECOVERY_MIN_LOAD_SHARE` of the estimate — the estimate drifts back toward the prior with
 # `RECOVERY_TIME_CONSTANT_S`. Without it the bursts of one day lowered the estimate for good (a
 # 14-day trace ran its last 13 days at 65 % of the prior with p95 at 2 % of the SLO). Recovery never
-# goes above the prior: only Little's law at a nearly full batch can show a faster replica.
+# goes above the prior; slack (below) does that.
 RECOVERY_P95_SHARE = 0.5
 RECOVERY_MIN_LOAD_SHARE = 0.5
 RECOVERY_TIME_CONSTANT_S = 600.0
 RECOVERY_QUIET_S = 6 * 3600.0
+# Slack: a pool that carries close to the estimate per replica (`SLACK_MIN_LOAD_SHARE`) with its p95
+# at most `SLACK_P95_SHARE` of the SLO for a whole window can carry more within the SLO. The estimate
+# then grows above the prior, by e per `SLACK_TIME_CONSTANT_S` (3.4 % a minute), and stops where the
+# p95 reaches half the SLO. Little's law cannot show this when a replica is prefill-bound (its batch
+# is never near full: Mooncake runs 3-4 of 34 slots), and a prior taken from a replica's throughput
+# is conservative whenever the SLO tolerates some queueing. The growth is a probe: any p95 over the
+# SLO takes the estimate back to the prior at once, and the probe waits `SLACK_QUIET_S` before
+# trying again, so traffic with sub-minute bursts (p95 far under the SLO until a burst) does not
+# keep buying its misses.
+SLACK_P95_SHARE = 0.5
+SLACK_MIN_LOAD_SHARE = 0.7
+SLACK_TIME_CONSTANT_S = 1800.0
+SLACK_QUIET_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -64,13 +77,17 @@ def learn_capacity(
       (e.g. long prompts contending for prefill): the capacity *within the SLO* is below
       `arrival / ready`; cut the estimate toward that load, by at most `OVERLOAD_MAX_CUT` per decision;
     - healthy with p95 well under the SLO, busy, and no overload for `RECOVERY_QUIET_S`: drift back toward
-      the prior (never above it), so the overloads of one day do not price every later day.
+      the prior (never above it), so the overloads of one day do not price every later day;
+    - at or above the prior, the same healthy pool carrying most of the estimate, with no p95 over the
+      SLO for `SLACK_QUIET_S` (slack): grow the estimate slowly; a p95 over the SLO, steady or not,
+      takes any growth above the prior back at once.
     """
     prior_rps = config.replica_capacity_rps
     previous = capacity_memory or {}
     estimate_rps = float(previous.get("rps_per_replica", prior_rps))
     learned = bool(previous.get("learned", False))
     last_overload_s = previous.get("last_overload_s")  # None: never (memory is JSON: no -inf)
+    last_breach_s = previous.get("last_breach_s")  # the last p95 over the SLO; None: never
     arrival_rps = interactive.arrival_rate_rps
     running = interactive.running
     queue_depth = interactive.queue_depth
@@ -89,6 +106,12 @@ def learn_capacity(
         state = "overloaded"
     else:
         state = "healthy" if small_queue else "other"
+    if slo_broken:
+        # One window over the SLO is enough to end a slack probe: no steady state needed, since the
+        # bursts the probe risks are shorter than a window.
+        last_breach_s = now_s
+        estimate_rps = min(estimate_rps, prior_rps)
+    quiet_since_overload = last_overload_s is None or now_s - float(last_overload_s) >= RECOVERY_QUIET_S
     same_state = previous.get("state") == state and previous.get("ready_replicas") == ready_replicas
     state_since_s = float(previous.get("state_since_s", now_s)) if same_state else now_s
     steady = now_s - state_since_s >= STEADY_FOR_S
@@ -110,17 +133,25 @@ def learn_capacity(
             if per_replica_rps < estimate_rps:
                 estimate_rps = max(per_replica_rps, estimate_rps * (1.0 - OVERLOAD_MAX_CUT))
                 learned = True
-        elif (
-            state == "healthy"
-            and (last_overload_s is None or now_s - float(last_overload_s) >= RECOVERY_QUIET_S)
-            and estimate_rps < prior_rps
-            and p95_latency_s is not None
-            and p95_latency_s <= RECOVERY_P95_SHARE * config.slo_p95_s
-            and per_replica_rps >= RECOVERY_MIN_LOAD_SHARE * estimate_rps
-        ):
+        elif state == "healthy" and quiet_since_overload and p95_latency_s is not None:
             elapsed_s = max(now_s - float(previous.get("at_s", now_s)), 0.0)
-            weight = 1.0 - math.exp(-elapsed_s / RECOVERY_TIME_CONSTANT_S)
-            estimate_rps += weight * (prior_rps - estimate_rps)
+            p95_share = p95_latency_s / config.slo_p95_s
+            load_share = per_replica_rps / estimate_rps
+            if (
+                estimate_rps < prior_rps
+                and p95_share <= RECOVERY_P95_SHARE
+                and load_share >= RECOVERY_MIN_LOAD_SHARE
+            ):
+                weight = 1.0 - math.exp(-elapsed_s / RECOVERY_TIME_CONSTANT_S)
+                estimate_rps += weight * (prior_rps - estimate_rps)
+            elif (
+                estimate_rps >= prior_rps
+                and (last_breach_s is None or now_s - float(last_breach_s) >= SLACK_QUIET_S)
+                and p95_share <= SLACK_P95_SHARE
+                and load_share >= SLACK_MIN_LOAD_SHARE
+            ):
+                estimate_rps *= math.exp(elapsed_s / SLACK_TIME_CONSTANT_S)
+                learned = True
     estimate_rps = min(
         max(estimate_rps, prior_rps / CAPACITY_BOUND_FACTOR), prior_rps * CAPACITY_BOUND_FACTOR
     )
@@ -133,5 +164,6 @@ def learn_capacity(
         "queue_depth": queue_depth,
         "at_s": now_s,
         "last_overload_s": last_overload_s,
+        "last_breach_s": last_breach_s,
     }
     return CapacityEstimate(estimate_rps, "learned" if learned else "prior"), memory
