@@ -228,6 +228,13 @@ def test_capacity_grows_on_slack_while_the_pool_carries_most_of_it():
     assert estimate.rps_per_replica == pytest.approx(2.0 * math.exp(3 * 60 / 1800))
 
 
+def test_capacity_growth_after_a_gap_counts_one_window():
+    # The operator was down for two hours between two decisions that both saw slack.
+    _, memory = learn_each_minute([SLACK] * 2)
+    estimate, _ = learn_each_minute([SLACK], memory, start_s=60.0 + 7200.0)
+    assert estimate.rps_per_replica == pytest.approx(2.0 * math.exp(2 * 60 / 1800))
+
+
 @pytest.mark.parametrize(
     "observation",
     [

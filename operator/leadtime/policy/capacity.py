@@ -150,7 +150,9 @@ def learn_capacity(
                 and p95_share <= SLACK_P95_SHARE
                 and load_share >= SLACK_MIN_LOAD_SHARE
             ):
-                estimate_rps *= math.exp(elapsed_s / SLACK_TIME_CONSTANT_S)
+                # A window's evidence speaks for one window: after a gap (the operator was down),
+                # the first decision must not compound the whole gap into growth.
+                estimate_rps *= math.exp(min(elapsed_s, STEADY_FOR_S) / SLACK_TIME_CONSTANT_S)
                 learned = True
     estimate_rps = min(
         max(estimate_rps, prior_rps / CAPACITY_BOUND_FACTOR), prior_rps * CAPACITY_BOUND_FACTOR
