@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from leadtime.replica import ReplicaProfile, get_profile
-from leadtime.sim.oracle import peak_replicas
+from leadtime.sim.oracle import interactive_need, peak_replicas
 from leadtime.sim.run import Scenario, make_scenario
 from leadtime.sim.traces import Trace, build_arrivals, load_trace
 
@@ -132,7 +132,7 @@ def _scale(name: str) -> tuple[float, float, float, int, int]:
     peak_minute = math.ceil(peak_rate * scale / capacity)
     tick_s = 1.0 if trace.span_s <= 2 * 86400 else 5.0
     arrivals = build_arrivals(trace, tick_s=tick_s, rate_scale=scale, seed=0)
-    peak_burst = peak_replicas(arrivals, profile, setup.slo_metric, setup.slo_p95_s)
+    peak_burst = peak_replicas(interactive_need(arrivals, profile, setup.slo_metric, setup.slo_p95_s))
     return scale, peak_rate, capacity, peak_minute, peak_burst
 
 

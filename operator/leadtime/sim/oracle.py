@@ -269,7 +269,11 @@ class OraclePolicy(_Replay):
         return {"lead_s": round(self.lead_s, 1), "plan_rounds": self.plan.rounds}
 
 
-def peak_replicas(arrivals: Arrivals, profile: ReplicaProfile, slo_metric: str, slo_p95_s: float) -> int:
-    """The peak interactive need of step 1 (the busiest 10 s at saturation), before any repair."""
-    need = needed_replicas(arrivals.classes["interactive"], profile, arrivals.tick_s, slo_metric, slo_p95_s)
+def interactive_need(arrivals: Arrivals, profile: ReplicaProfile, slo_metric: str, slo_p95_s: float) -> np.ndarray:
+    """Step 1 for the interactive pool: the replicas each tick's next 10 s need at the SLO."""
+    return needed_replicas(arrivals.classes["interactive"], profile, arrivals.tick_s, slo_metric, slo_p95_s)
+
+
+def peak_replicas(need: np.ndarray) -> int:
+    """The peak of a step-1 `need` (the busiest 10 s at saturation), before any repair."""
     return max(1, int(need.max()) if len(need) else 1)

@@ -14,7 +14,7 @@ from leadtime.policy import POLICIES, make_policy
 from leadtime.policy.types import Policy, PolicyConfig
 from leadtime.replica import ReplicaProfile
 from leadtime.sim.engine import RunResult, SimConfig, simulate
-from leadtime.sim.oracle import OraclePlan, OraclePolicy, needed_replicas, plan_oracle
+from leadtime.sim.oracle import OraclePlan, OraclePolicy, interactive_need, peak_replicas, plan_oracle
 from leadtime.sim.traces import Arrivals, Trace, build_arrivals, load_trace
 
 POLICY_NAMES = ("leadtime", "hpa", "kpa", "oracle", "static")
@@ -57,8 +57,8 @@ def make_scenario(
     arrivals = build_arrivals(trace, tick_s=tick_s, rate_scale=rate_scale, seed=seed)
     # Step 1 of the oracle, the replicas each tick's next 10 s need at the SLO: its peak sizes
     # max_replicas, its first minute the warm pool.
-    need = needed_replicas(arrivals.classes["interactive"], profile, arrivals.tick_s, slo_metric, slo_p95_s)
-    peak = max(1, int(need.max()) if len(need) else 1)
+    need = interactive_need(arrivals, profile, slo_metric, slo_p95_s)
+    peak = peak_replicas(need)
     mean_in, mean_out = trace.mean_tokens
     policy_config = PolicyConfig(
         slo_p95_s=slo_p95_s,
