@@ -1,4 +1,4 @@
-"""`make bench`: every scenario x policy (leadtime, hpa sweep, kpa sweep, oracle, static).
+"""`make bench`: every scenario x policy (leadtime, hpa sweep, kpa sweep, clairvoyant, static).
 
 Writes one JSON per scenario to benchmarks/results/ (so `--only ID` re-runs one and the report keeps
 the others), then docs/benchmarks.md and its plots in docs/img/, and prints the speed figures.
@@ -46,7 +46,7 @@ def run_scenario(scenario_id: str) -> dict[str, Any]:
         print(f"  {scenario_id:28} {name:8} {_params(result.params):28} GPU-h {result.metrics.gpu_hours:9.2f} "
               f"win {result.metrics.slo_window_attainment:7.2%} wall {result.wall_s:6.1f}s", flush=True)
         first_hpa = name == "hpa" and not any(r.policy == "hpa" for r in timeline_runs)
-        if scenario_id == TIMELINE_SCENARIO and (name in ("leadtime", "oracle") or first_hpa):
+        if scenario_id == TIMELINE_SCENARIO and (name in ("leadtime", "clairvoyant") or first_hpa):
             timeline_runs.append(result)
     if timeline_runs:
         from leadtime.sim.plot import plot_runs
@@ -57,7 +57,7 @@ def run_scenario(scenario_id: str) -> dict[str, Any]:
         "id": scenario_id, "trace": s.trace, "profile": s.profile, "cold_start": s.cold_start,
         "slo": {"metric": s.slo_metric, "p95_s": s.slo_p95_s, "window_s": scenario.config.slo_window_s},
         "rate_scale": s.rate_scale, "peak_replicas": s.peak_replicas, "peak_burst_replicas": s.peak_burst_replicas,
-        "oracle_plan_rounds": scenario.oracle_plan.rounds, "wall_s": round(time.perf_counter() - started, 1),
+        "clairvoyant_plan_rounds": scenario.clairvoyant_plan.rounds, "wall_s": round(time.perf_counter() - started, 1),
         "runs": runs,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -89,14 +89,14 @@ def speed_figures() -> dict[str, float]:
 def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     runs = doc["runs"]
     by = {name: [r for r in runs if r["policy"] == name] for name in POLICY_NAMES}
-    leadtime, oracle = by["leadtime"][0], by["oracle"][0]
+    leadtime, clairvoyant = by["leadtime"][0], by["clairvoyant"][0]
     dominating = [r for r in by["hpa"] + by["kpa"]
                   if r["slo_window_attainment"] >= leadtime["slo_window_attainment"]
                   and r["gpu_hours"] <= leadtime["gpu_hours"]]
     per_good = [r for r in by["hpa"] + by["kpa"] if r.get("gpu_seconds_per_request_in_slo") is not None]
     best_baseline = min(per_good, key=lambda r: r["gpu_seconds_per_request_in_slo"], default=None)
-    return {"leadtime": leadtime, "oracle": oracle, "dominating": dominating, "best_baseline": best_baseline,
-            "ratio": leadtime["gpu_hours"] / oracle["gpu_hours"] if oracle["gpu_hours"] else float("nan")}
+    return {"leadtime": leadtime, "clairvoyant": clairvoyant, "dominating": dominating, "best_baseline": best_baseline,
+            "ratio": leadtime["gpu_hours"] / clairvoyant["gpu_hours"] if clairvoyant["gpu_hours"] else float("nan")}
 
 
 def _per_good(run: dict[str, Any] | None) -> str:
@@ -115,7 +115,7 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
         "busiest minute needs about 25 replicas. The simulator and the metrics are described in",
         "[simulator.md](simulator.md).",
         "",
-        "Columns: **GPU-h** billed GPU-hours (cold starts included); **x oracle** GPU-hours over the oracle's;",
+        "Columns: **GPU-h** billed GPU-hours (cold starts included); **x clairvoyant** GPU-hours over the clairvoyant's;",
         "**win** share of 1-minute windows whose p95 meets the SLO; **req** share of requests within the",
         "target; **p95** over the whole run; **scales** changes of the desired replica count. **dominated?**:",
         "does any hpa or kpa sweep point have >= window attainment and <= GPU-hours than leadtime (the Must).",
@@ -131,8 +131,8 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
         "",
         "## Summary",
         "",
-        "| scenario | SLO | leadtime GPU-h | x oracle | win | req | dominated? | aim (>= 99% win, <= 1.25x, cold <= 120 s) "
-        "| GPU-s/req: leadtime | best hpa/kpa (its win) | oracle |",
+        "| scenario | SLO | leadtime GPU-h | x clairvoyant | win | req | dominated? | aim (>= 99% win, <= 1.25x, cold <= 120 s) "
+        "| GPU-s/req: leadtime | best hpa/kpa (its win) | clairvoyant |",
         "|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for doc in docs:
@@ -145,22 +145,22 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
         lines.append(f"| {doc['id']} | {doc['slo']['metric']} <= {doc['slo']['p95_s']:g} s | {lt['gpu_hours']:.1f} | "
                      f"{summary['ratio']:.2f} | {lt['slo_window_attainment']:.1%} | {lt['slo_request_attainment']:.1%} | "
                      f"{dominated} | {aim} | {_per_good(lt)} | {_baseline_per_good(summary['best_baseline'])} | "
-                     f"{_per_good(summary['oracle'])} |")
+                     f"{_per_good(summary['clairvoyant'])} |")
     if speed:
         lines += ["", "## Speed", "",
                   f"- 14-day ServeGen m-mid (`{SPEED_ONE}`), leadtime alone: **{speed['servegen_one_policy_s']:.1f} s** "
                   "(target < 60 s)",
                   f"- Azure conv (`{SPEED_ALL}`), all five policies once each: **{speed['azure_conv_five_policies_s']:.1f} s** "
                   "(target < 15 s)",
-                  "- measured on 2 shared cores, scenario build included; the oracle's time is its planning (a few",
+                  "- measured on 2 shared cores, scenario build included; the clairvoyant's time is its planning (a few",
                   "  simulator runs, see simulator.md)."]
     lines += ["", "## Plots", "",
               "![cost/attainment frontier per scenario](img/frontier.png)", "",
               "Each panel: GPU-hours (x) against window attainment (y) for the hpa and kpa sweeps (lines), leadtime",
-              "(star), the oracle (diamond) and static (square). Up and to the left is better.", "",
+              "(star), the clairvoyant (diamond) and static (square). Up and to the left is better.", "",
               f"![timeline of {TIMELINE_SCENARIO}](img/timeline-azure-conv-120s.png)", "",
               f"Timeline of `{TIMELINE_SCENARIO}`: demand, replicas (ready; dotted: ready + starting) and the p95 per",
-              "minute for leadtime, the oracle and hpa at its first sweep point.", ""]
+              "minute for leadtime, the clairvoyant and hpa at its first sweep point.", ""]
     for doc in docs:
         lines += _scenario_table(doc)
     return "\n".join(lines) + "\n"
@@ -187,13 +187,13 @@ def _scenario_rows(docs: list[dict[str, Any]]) -> list[str]:
 
 def _scenario_table(doc: dict[str, Any]) -> list[str]:
     summary = summarise(doc)
-    oracle_h = summary["oracle"]["gpu_hours"] or float("nan")
+    clairvoyant_h = summary["clairvoyant"]["gpu_hours"] or float("nan")
     lines = [f"## {doc['id']}", "",
              f"Trace `{doc['trace']}` x{doc['rate_scale']:g}, profile `{doc['profile']}`, cold start {doc['cold_start']}, "
              f"SLO p95 {doc['slo']['metric']} <= {doc['slo']['p95_s']:g} s; busiest minute needs "
-             f"{doc['peak_replicas']} replicas, busiest 10 s {doc['peak_burst_replicas']}; oracle planned in "
-             f"{doc['oracle_plan_rounds']} round(s).", "",
-             "| policy | params | GPU-h | x oracle | win | req | GPU-s/req | p95 s | scales | idle | dominated? |",
+             f"{doc['peak_replicas']} replicas, busiest 10 s {doc['peak_burst_replicas']}; clairvoyant planned in "
+             f"{doc['clairvoyant_plan_rounds']} round(s).", "",
+             "| policy | params | GPU-h | x clairvoyant | win | req | GPU-s/req | p95 s | scales | idle | dominated? |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for run in doc["runs"]:
         dominated = ""
@@ -202,7 +202,7 @@ def _scenario_table(doc: dict[str, Any]) -> list[str]:
         elif run in summary["dominating"]:
             dominated = "dominates leadtime"
         lines.append(f"| {run['policy']} | {_params(run['params'])} | {run['gpu_hours']:.2f} | "
-                     f"{run['gpu_hours'] / oracle_h:.2f} | {run['slo_window_attainment']:.1%} | "
+                     f"{run['gpu_hours'] / clairvoyant_h:.2f} | {run['slo_window_attainment']:.1%} | "
                      f"{run['slo_request_attainment']:.1%} | {_per_good(run)} | {run['p95_latency_s']:.2f} | "
                      f"{run['scale_events']} | "
                      f"{run['idle_gpu_share']:.0%} | {dominated} |")
@@ -224,7 +224,7 @@ def plot_frontiers(docs: list[dict[str, Any]], path: Path) -> None:
             points = sorted((r["gpu_hours"], r["slo_window_attainment"]) for r in runs if r["policy"] == name)
             if points:
                 ax.plot(*zip(*points, strict=True), "o-", ms=3, lw=0.8, color=color, label=name)
-        for name, marker, color in (("leadtime", "*", "tab:green"), ("oracle", "D", "black"), ("static", "s", "grey")):
+        for name, marker, color in (("leadtime", "*", "tab:green"), ("clairvoyant", "D", "black"), ("static", "s", "grey")):
             for r in runs:
                 if r["policy"] == name:
                     ax.plot(r["gpu_hours"], r["slo_window_attainment"], marker, ms=10 if marker == "*" else 6,
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     for sid in ids:
         doc = run_scenario(sid)
         summary = summarise(doc)
-        print(f"{sid}: leadtime x{summary['ratio']:.2f} oracle, win {summary['leadtime']['slo_window_attainment']:.2%}, "
+        print(f"{sid}: leadtime x{summary['ratio']:.2f} clairvoyant, win {summary['leadtime']['slo_window_attainment']:.2%}, "
               f"dominated: {'yes' if summary['dominating'] else 'no'} ({doc['wall_s']} s)", flush=True)
     speed = None
     if not args.no_speed and not args.quick and not args.only:

@@ -1,6 +1,6 @@
 """The bench's scenarios: four traces x cold starts 30 s, 120 s and 600 s.
 
-Each trace has a replica profile and a p95 SLO that the clairvoyant oracle can meet (see
+Each trace has a replica profile and a p95 SLO that the clairvoyant planner can meet (see
 docs/benchmarks.md for why each one). The rate scale is derived, not tuned: it makes the trace's peak
 minute need about `TARGET_PEAK_REPLICAS` replicas at the per-replica capacity the SLO allows.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from leadtime.replica import ReplicaProfile, get_profile
-from leadtime.sim.oracle import interactive_need, peak_replicas
+from leadtime.sim.clairvoyant import interactive_need, peak_replicas
 from leadtime.sim.run import Scenario, make_scenario
 from leadtime.sim.traces import Trace, build_arrivals, load_trace
 
@@ -128,7 +128,7 @@ def _scale(name: str) -> tuple[float, float, float, int, int]:
     peak_rate = peak_rate_rps(trace)
     scale = round(TARGET_PEAK_REPLICAS * capacity / peak_rate, 4)
     # The band is about the busiest minute (the SLO window). Seconds-long bursts inside it need more
-    # (ServeGen's synthesised CV-4 windows most of all): reported, and what the oracle and static get.
+    # (ServeGen's synthesised CV-4 windows most of all): reported, and what the clairvoyant and static get.
     peak_minute = math.ceil(peak_rate * scale / capacity)
     tick_s = 1.0 if trace.span_s <= 2 * 86400 else 5.0
     arrivals = build_arrivals(trace, tick_s=tick_s, rate_scale=scale, seed=0)

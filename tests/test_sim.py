@@ -12,8 +12,8 @@ import pytest
 from leadtime.cli import main
 from leadtime.policy.types import INTERACTIVE, Decision, PoolDecision
 from leadtime.replica import PoolModel, Request, get_profile
+from leadtime.sim.clairvoyant import needed_replicas
 from leadtime.sim.engine import simulate
-from leadtime.sim.oracle import needed_replicas
 from leadtime.sim.run import make_scenario, run_one
 from leadtime.sim.traces import load_trace
 
@@ -74,27 +74,27 @@ def test_fluid_model_matches_the_per_request_model(replicas: int, slo_metric: st
 
 @pytest.mark.sim
 def test_golden_run_on_azure_code() -> None:
-    """The oracle is a lower bound that meets the SLO; static meets it at peak cost; hpa scales."""
+    """The clairvoyant planner meets the SLO cheaply; static meets it at peak cost; hpa scales."""
     scenario = make_scenario(TRACES / "azure-code.csv", PROFILE, rate_scale=10.0)
-    runs = {name: run_one(name, {"replicas": scenario.oracle_plan.peak} if name == "static" else {}, scenario)
-            for name in ("oracle", "static", "hpa")}
-    oracle, static, hpa = runs["oracle"].metrics, runs["static"].metrics, runs["hpa"].metrics
+    runs = {name: run_one(name, {"replicas": scenario.clairvoyant_plan.peak} if name == "static" else {}, scenario)
+            for name in ("clairvoyant", "static", "hpa")}
+    clairvoyant, static, hpa = runs["clairvoyant"].metrics, runs["static"].metrics, runs["hpa"].metrics
     assert 10 <= scenario.peak_replicas <= 60
     assert static.slo_window_attainment >= 0.99
     # Clairvoyant and SLO-tight: it meets the SLO in >= 99% of windows, with the fewest GPU-hours.
-    assert oracle.slo_window_attainment >= 0.99
-    assert oracle.slo_request_attainment >= 0.98
-    assert oracle.gpu_hours < 0.6 * static.gpu_hours
-    assert oracle.gpu_hours < hpa.gpu_hours or oracle.slo_window_attainment > hpa.slo_window_attainment
+    assert clairvoyant.slo_window_attainment >= 0.99
+    assert clairvoyant.slo_request_attainment >= 0.98
+    assert clairvoyant.gpu_hours < 0.6 * static.gpu_hours
+    assert clairvoyant.gpu_hours < hpa.gpu_hours or clairvoyant.slo_window_attainment > hpa.slo_window_attainment
     assert hpa.scale_events > 0 and static.scale_events == 0
-    assert all(m.dropped == 0 for m in (oracle, static, hpa))
+    assert all(m.dropped == 0 for m in (clairvoyant, static, hpa))
     # the trace's requests are all accounted for
     assert static.requests == pytest.approx(scenario.arrivals.classes["interactive"].total, rel=1e-6)
 
 
 @pytest.mark.sim
-def test_oracle_keeps_a_replica_through_a_dip_shorter_than_a_cold_start() -> None:
-    from leadtime.sim.oracle import fill_dips, schedule
+def test_clairvoyant_keeps_a_replica_through_a_dip_shorter_than_a_cold_start() -> None:
+    from leadtime.sim.clairvoyant import fill_dips, schedule
 
     need = np.array([3, 3, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 3], dtype=float)
     # dips of 2 ticks are filled with a 3-tick cold start; the 6-tick dip is not
@@ -104,8 +104,8 @@ def test_oracle_keeps_a_replica_through_a_dip_shorter_than_a_cold_start() -> Non
 
 
 @pytest.mark.sim
-def test_oracle_searches_leaner_plans_and_a_shorter_cold_start_never_costs_more() -> None:
-    from leadtime.sim.oracle import GOAL_ATTAINMENT, _plan_at, base_need
+def test_clairvoyant_searches_leaner_plans_and_a_shorter_cold_start_never_costs_more() -> None:
+    from leadtime.sim.clairvoyant import GOAL_ATTAINMENT, _plan_at, base_need
 
     # Mooncake's long prompts: the step-1 capacity (latency at the mean tokens) under-rates a replica,
     # so the plan it starts from is beaten by leaner starts that the repair then fixes.
@@ -114,7 +114,7 @@ def test_oracle_searches_leaner_plans_and_a_shorter_cold_start_never_costs_more(
     for cold_s in (30, 600):
         scenario = make_scenario(TRACES / "mooncake-conversation.csv", moon.with_cold_start(f"{cold_s}s"),
                                  rate_scale=4.0, slo_metric="ttft", slo_p95_s=6.0)
-        plans[cold_s] = scenario.oracle_plan
+        plans[cold_s] = scenario.clairvoyant_plan
         assert plans[cold_s].attainment >= GOAL_ATTAINMENT
         first = _plan_at(scenario.arrivals, scenario.config, GOAL_ATTAINMENT, 12, None, False,
                          base_need(scenario.arrivals, scenario.config), float(cold_s))
@@ -161,7 +161,7 @@ def test_idle_gpu_share_on_a_hand_computed_case(tmp_path: pathlib.Path, step_at_
 def test_simulate_cli_writes_the_stable_json(tmp_path: pathlib.Path) -> None:
     out = tmp_path / "r.json"
     code = main(["simulate", "--trace", str(TRACES / "azure-code.csv"), "--rate-scale", "5",
-                 "--cold-start", "60s", "--policy", "oracle,static,hpa", "--sweep", "--json", str(out),
+                 "--cold-start", "60s", "--policy", "clairvoyant,static,hpa", "--sweep", "--json", str(out),
                  "--plot", str(tmp_path / "r.png")])
     assert code == 0
     doc = json.loads(out.read_text())

@@ -13,11 +13,17 @@ import numpy as np
 from leadtime.policy import POLICIES, make_policy
 from leadtime.policy.types import Policy, PolicyConfig
 from leadtime.replica import ReplicaProfile
+from leadtime.sim.clairvoyant import (
+    ClairvoyantPlan,
+    ClairvoyantPolicy,
+    interactive_need,
+    peak_replicas,
+    plan_clairvoyant,
+)
 from leadtime.sim.engine import RunResult, SimConfig, simulate
-from leadtime.sim.oracle import OraclePlan, OraclePolicy, interactive_need, peak_replicas, plan_oracle
 from leadtime.sim.traces import Arrivals, Trace, build_arrivals, load_trace
 
-POLICY_NAMES = ("leadtime", "hpa", "kpa", "oracle", "static")
+POLICY_NAMES = ("leadtime", "hpa", "kpa", "clairvoyant", "static")
 SWEPT = ("hpa", "kpa")  # baselines whose target --sweep varies
 
 
@@ -28,14 +34,14 @@ class Scenario:
     profile: ReplicaProfile
     config: SimConfig
     peak_replicas: int  # the busiest 10 s at saturation (sizes max_replicas)
-    _oracle_plan: OraclePlan | None = field(default=None, repr=False)
+    _clairvoyant_plan: ClairvoyantPlan | None = field(default=None, repr=False)
 
     @property
-    def oracle_plan(self) -> OraclePlan:
-        """The oracle's targets, planned on first use (a few simulator runs) and kept."""
-        if self._oracle_plan is None:
-            self._oracle_plan = plan_oracle(self.arrivals, self.config)[0]
-        return self._oracle_plan
+    def clairvoyant_plan(self) -> ClairvoyantPlan:
+        """The clairvoyant's targets, planned on first use (a few simulator runs) and kept."""
+        if self._clairvoyant_plan is None:
+            self._clairvoyant_plan = plan_clairvoyant(self.arrivals, self.config)[0]
+        return self._clairvoyant_plan
 
 
 def make_scenario(
@@ -55,7 +61,7 @@ def make_scenario(
         # 1-s ticks resolve TTFT queueing; multi-day traces use 5-s ticks to stay within a minute.
         tick_s = 1.0 if trace.span_s <= 2 * 86400 else 5.0
     arrivals = build_arrivals(trace, tick_s=tick_s, rate_scale=rate_scale, seed=seed)
-    # Step 1 of the oracle, the replicas each tick's next 10 s need at the SLO: its peak sizes
+    # Step 1 of the clairvoyant, the replicas each tick's next 10 s need at the SLO: its peak sizes
     # max_replicas, its first minute the warm pool.
     need = interactive_need(arrivals, profile, slo_metric, slo_p95_s)
     peak = peak_replicas(need)
@@ -81,7 +87,7 @@ def make_scenario(
 
 def warm_replicas(need: np.ndarray, tick_s: float, config: PolicyConfig, window_s: float = 60.0) -> int:
     """Replicas a deployment already serving the trace's first minute would have: enough to meet the
-    SLO there (the most the oracle's step-1 `need` asks in that minute: its busiest 10 s at the batch
+    SLO there (the most the clairvoyant's step-1 `need` asks in that minute: its busiest 10 s at the batch
     the SLO allows), within the floor and the max. Sized at the mean rate instead, the pool ran at
     full utilisation and every policy missed the first windows until its first new replicas were
     Ready, whatever it decided."""
@@ -97,8 +103,8 @@ def policy_runs(names: list[str], scenario: Scenario, sweep: bool) -> list[tuple
         if name not in POLICY_NAMES:
             raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICY_NAMES)})")
         if name == "static":
-            # Peak provisioning: the most the oracle ever runs, so static meets the SLO at peak cost.
-            runs.append((name, {"replicas": scenario.oracle_plan.peak}))
+            # Peak provisioning: the most the clairvoyant ever runs, so static meets the SLO at peak cost.
+            runs.append((name, {"replicas": scenario.clairvoyant_plan.peak}))
         elif sweep and name in SWEPT:
             runs.extend((name, dict(p)) for p in POLICIES[name].default_sweep(scenario.config.policy_config))
         else:
@@ -107,8 +113,8 @@ def policy_runs(names: list[str], scenario: Scenario, sweep: bool) -> list[tuple
 
 
 def build_policy(name: str, params: dict[str, Any], scenario: Scenario) -> Policy:
-    if name == "oracle":
-        return OraclePolicy(scenario.oracle_plan, scenario.arrivals.tick_s,
+    if name == "clairvoyant":
+        return ClairvoyantPolicy(scenario.clairvoyant_plan, scenario.arrivals.tick_s,
                             scenario.profile.cold_start.quantile_s(0.95), scenario.config.epoch_s)
     return make_policy(name, **params)
 
@@ -117,10 +123,10 @@ def run_one(name: str, params: dict[str, Any], scenario: Scenario, *, record_tim
             progress: Callable[[float], None] | None = None) -> RunResult:
     policy = build_policy(name, params, scenario)
     merged = {**getattr(policy, "params", lambda: {})(), **params}
-    if name == "oracle":
-        # Planning already ran the oracle's final schedule in the simulator: that run is its result,
+    if name == "clairvoyant":
+        # Planning already ran the clairvoyant's final schedule in the simulator: that run is its result,
         # and its wall time is the whole planning.
-        plan = scenario.oracle_plan
+        plan = scenario.clairvoyant_plan
         return replace(plan.run, params=merged, wall_s=plan.wall_s)
     config = scenario.config
     if name == "static":

@@ -1,6 +1,6 @@
-"""`oracle`: the clairvoyant lower bound. It reads the future arrivals and the true cold start.
+"""`clairvoyant`: a greedy planner that reads the future arrivals and the true cold start (not a bound).
 
-Planning (`plan_oracle`, once per scenario and cold start):
+Planning (`plan_clairvoyant`, once per scenario and cold start):
 1. need: per tick, the replicas the replica model needs for the next `SMOOTH_S` seconds of arrivals at
    the saturation throughput of the batch the SLO allows (the slot/KV limit; smaller if the latency at
    that batch would exceed `LATENCY_SHARE` of the target). Lean on purpose: step 3 adds only where needed.
@@ -14,10 +14,10 @@ Planning (`plan_oracle`, once per scenario and cold start):
    limits a replica; with long prompts contending for prefill, or a loose target, a replica carries
    more and the plan over-provisions (a reactive baseline beat it by 15 % on Mooncake). So steps 1-3
    run again with the capacity scaled by each of `CAPACITY_SCALES` in turn, while the cost keeps
-   falling, and the cheapest plan that meets the goal is the oracle.
+   falling, and the cheapest plan that meets the goal is the clairvoyant plan.
 The result is the fewest GPU-hours this greedy finds that still meet the SLO: what a perfect forecaster
 with the true cold start would spend. It is a greedy search, not a proven bound: the bench shows any
-policy that beats it. Only the simulator can build it: the operator never has the future.
+policy that beats it (the proven lower bound is `leadtime.sim.bound`). Only the simulator can build it: the operator never has the future.
 """
 
 from __future__ import annotations
@@ -124,11 +124,11 @@ def schedule(need: np.ndarray, lead_ticks: int, floor: int) -> np.ndarray:
 
 
 @dataclass
-class OraclePlan:
+class ClairvoyantPlan:
     targets: dict[str, np.ndarray]  # per pool, replicas per tick
     rounds: int
     attainment: float  # window attainment of the planned run
-    run: RunResult  # the planned run itself (the oracle's result: no need to replay it again)
+    run: RunResult  # the planned run itself (the clairvoyant's result: no need to replay it again)
     wall_s: float  # planning time, all rounds
 
     @property
@@ -138,12 +138,12 @@ class OraclePlan:
 
 
 class _Replay:
-    """Replays planned targets tick by tick (the plan's dry runs and the oracle policy itself)."""
+    """Replays planned targets tick by tick (the plan's dry runs and the clairvoyant policy itself)."""
 
-    name = "oracle"
+    name = "clairvoyant"
 
     def __init__(self, targets: dict[str, np.ndarray], tick_s: float, epoch_s: float,
-                 reason: str = "oracle: {n} replicas needed within one cold start") -> None:
+                 reason: str = "clairvoyant: {n} replicas needed within one cold start") -> None:
         self.targets, self.tick_s, self.interval_s, self.epoch_s = targets, tick_s, tick_s, epoch_s
         self.reason = reason
 
@@ -157,18 +157,18 @@ class _Replay:
         return Decision(pools=decisions, memory={})
 
 
-def plan_oracle(arrivals: Arrivals, config: SimConfig, *, goal: float = GOAL_ATTAINMENT,
+def plan_clairvoyant(arrivals: Arrivals, config: SimConfig, *, goal: float = GOAL_ATTAINMENT,
                 max_rounds: int = MAX_ROUNDS, start_extra: np.ndarray | None = None,
-                record_timeline: bool = True) -> tuple[OraclePlan, np.ndarray]:
-    """Plan the oracle's targets for these arrivals (see the module docstring). Returns (plan, extra need)."""
+                record_timeline: bool = True) -> tuple[ClairvoyantPlan, np.ndarray]:
+    """Plan the clairvoyant's targets for these arrivals (see the module docstring). Returns (plan, extra need)."""
     wall_start = time.perf_counter()
     # A lognormal cold start is known only in distribution: plan for its p95.
     lead_s = config.profile.cold_start.quantile_s(0.95)
-    best: tuple[OraclePlan, np.ndarray] | None = None
+    best: tuple[ClairvoyantPlan, np.ndarray] | None = None
     rounds = 0
     needs: dict[float, dict[str, np.ndarray]] = {}  # per capacity scale: both hold passes use the same
     for hold_s in sorted({lead_s, max(lead_s, LONG_HOLD_S)}):
-        best_here: OraclePlan | None = None
+        best_here: ClairvoyantPlan | None = None
         for scale in CAPACITY_SCALES:
             # The first plan repairs as long as it needs; a leaner one that needs many rounds is not leaner.
             first = best is None
@@ -193,7 +193,7 @@ def plan_oracle(arrivals: Arrivals, config: SimConfig, *, goal: float = GOAL_ATT
     return replace(plan, rounds=rounds, wall_s=time.perf_counter() - wall_start), extra
 
 
-def _better(plan: OraclePlan, than: OraclePlan, goal: float) -> bool:
+def _better(plan: ClairvoyantPlan, than: ClairvoyantPlan, goal: float) -> bool:
     """Meeting the goal first, then fewer GPU-hours (or, short of the goal, more attainment)."""
     if (plan.attainment >= goal) != (than.attainment >= goal):
         return plan.attainment >= goal
@@ -216,7 +216,7 @@ def base_need(arrivals: Arrivals, config: SimConfig, capacity_scale: float = 1.0
 
 def _plan_at(arrivals: Arrivals, config: SimConfig, goal: float, max_rounds: int, start_extra: np.ndarray | None,
              record_timeline: bool, base: dict[str, np.ndarray], hold_s: float,
-             cost_cap_gpu_h: float = math.inf) -> tuple[OraclePlan, np.ndarray] | None:
+             cost_cap_gpu_h: float = math.inf) -> tuple[ClairvoyantPlan, np.ndarray] | None:
     """Steps 2-3 from step 1's `base` need, replicas held `hold_s` ahead and through dips.
 
     Stops before simulating a schedule whose replica-hours alone reach `cost_cap_gpu_h` (None if the first does).
@@ -255,13 +255,13 @@ def _plan_at(arrivals: Arrivals, config: SimConfig, goal: float, max_rounds: int
     if best is None:
         return None
     attainment, _, targets, rounds, run = best
-    return OraclePlan(targets, rounds, attainment, run, time.perf_counter() - wall_start), extra
+    return ClairvoyantPlan(targets, rounds, attainment, run, time.perf_counter() - wall_start), extra
 
 
-class OraclePolicy(_Replay):
-    """Replica targets read from the future, planned by `plan_oracle`."""
+class ClairvoyantPolicy(_Replay):
+    """Replica targets read from the future, planned by `plan_clairvoyant`."""
 
-    def __init__(self, plan: OraclePlan, tick_s: float, lead_s: float, epoch_s: float = EPOCH_S) -> None:
+    def __init__(self, plan: ClairvoyantPlan, tick_s: float, lead_s: float, epoch_s: float = EPOCH_S) -> None:
         super().__init__(plan.targets, tick_s, epoch_s)
         self.plan, self.lead_s = plan, lead_s
 
