@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--cold-start", default=None, help='e.g. "120s" or "lognormal:p50=22.7,p99=51.9"')
     sim.add_argument("--slo-metric", choices=SLO_METRICS, default="ttft")
     sim.add_argument("--slo-p95-s", type=float, default=2.0)
-    sim.add_argument("--policy", default="leadtime,hpa,kpa,clairvoyant,static",
-                     help="comma-separated: leadtime, hpa, kpa, clairvoyant, static")
+    sim.add_argument("--policy", default="leadtime,hpa,kpa,clairvoyant,static,bound",
+                     help="comma-separated: leadtime, hpa, kpa, clairvoyant, static, bound (the proven lower bound)")
     sim.add_argument("--sweep", action="store_true", help="run hpa and kpa at each point of their target sweep")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--tick-s", type=float, default=None, help="simulator tick (default 1 s; 5 s beyond 2 days)")

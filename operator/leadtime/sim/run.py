@@ -13,6 +13,7 @@ import numpy as np
 from leadtime.policy import POLICIES, make_policy
 from leadtime.policy.types import Policy, PolicyConfig
 from leadtime.replica import ReplicaProfile
+from leadtime.sim.bound import FluidBound, bound_result, fluid_bound, with_x_bound
 from leadtime.sim.clairvoyant import (
     ClairvoyantPlan,
     ClairvoyantPolicy,
@@ -23,7 +24,7 @@ from leadtime.sim.clairvoyant import (
 from leadtime.sim.engine import RunResult, SimConfig, simulate
 from leadtime.sim.traces import Arrivals, Trace, build_arrivals, load_trace
 
-POLICY_NAMES = ("leadtime", "hpa", "kpa", "clairvoyant", "static")
+POLICY_NAMES = ("leadtime", "hpa", "kpa", "clairvoyant", "static", "bound")
 SWEPT = ("hpa", "kpa")  # baselines whose target --sweep varies
 
 
@@ -35,6 +36,14 @@ class Scenario:
     config: SimConfig
     peak_replicas: int  # the busiest 10 s at saturation (sizes max_replicas)
     _clairvoyant_plan: ClairvoyantPlan | None = field(default=None, repr=False)
+    _bound: FluidBound | None = field(default=None, repr=False)
+
+    @property
+    def bound(self) -> FluidBound:
+        """The fluid lower bound of this scenario's arrivals (this seed's), computed on first use."""
+        if self._bound is None:
+            self._bound = fluid_bound(self.arrivals, self.config)
+        return self._bound
 
     @property
     def clairvoyant_plan(self) -> ClairvoyantPlan:
@@ -115,25 +124,27 @@ def policy_runs(names: list[str], scenario: Scenario, sweep: bool) -> list[tuple
 def build_policy(name: str, params: dict[str, Any], scenario: Scenario) -> Policy:
     if name == "clairvoyant":
         return ClairvoyantPolicy(scenario.clairvoyant_plan, scenario.arrivals.tick_s,
-                            scenario.profile.cold_start.quantile_s(0.95), scenario.config.epoch_s)
+                                 scenario.profile.cold_start.quantile_s(0.95), scenario.config.epoch_s)
     return make_policy(name, **params)
 
 
 def run_one(name: str, params: dict[str, Any], scenario: Scenario, *, record_timeline: bool = True,
             progress: Callable[[float], None] | None = None) -> RunResult:
+    if name == "bound":
+        return bound_result(scenario.arrivals, scenario.config)
     policy = build_policy(name, params, scenario)
     merged = {**getattr(policy, "params", lambda: {})(), **params}
     if name == "clairvoyant":
         # Planning already ran the clairvoyant's final schedule in the simulator: that run is its result,
         # and its wall time is the whole planning.
         plan = scenario.clairvoyant_plan
-        return replace(plan.run, params=merged, wall_s=plan.wall_s)
+        return with_x_bound(replace(plan.run, params=merged, wall_s=plan.wall_s), scenario.bound.gpu_hours)
     config = scenario.config
     if name == "static":
         # Peak provisioning has always been at its count: it starts there, not from the warm pool.
         config = replace(config, initial_replicas=0)
-    return simulate(policy, scenario.arrivals, config, params=merged,
-                    record_timeline=record_timeline, progress=progress)
+    return with_x_bound(simulate(policy, scenario.arrivals, config, params=merged,
+                                 record_timeline=record_timeline, progress=progress), scenario.bound.gpu_hours)
 
 
 def ceil_div(a: float, b: float) -> int:
