@@ -1,4 +1,4 @@
-"""`make bench`: every scenario x policy (leadtime, hpa sweep, kpa sweep, clairvoyant, static).
+"""`make bench`: every scenario x policy (leadtime, hpa sweep, kpa sweep, clairvoyant, static) and the bound.
 
 Writes one JSON per scenario to benchmarks/results/ (so `--only ID` re-runs one and the report keeps
 the others), then docs/benchmarks.md and its plots in docs/img/, and prints the speed figures.
@@ -90,13 +90,23 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     runs = doc["runs"]
     by = {name: [r for r in runs if r["policy"] == name] for name in POLICY_NAMES}
     leadtime, clairvoyant = by["leadtime"][0], by["clairvoyant"][0]
+    bound = by["bound"][0] if by.get("bound") else None
     dominating = [r for r in by["hpa"] + by["kpa"]
                   if r["slo_window_attainment"] >= leadtime["slo_window_attainment"]
                   and r["gpu_hours"] <= leadtime["gpu_hours"]]
     per_good = [r for r in by["hpa"] + by["kpa"] if r.get("gpu_seconds_per_request_in_slo") is not None]
     best_baseline = min(per_good, key=lambda r: r["gpu_seconds_per_request_in_slo"], default=None)
-    return {"leadtime": leadtime, "clairvoyant": clairvoyant, "dominating": dominating, "best_baseline": best_baseline,
+    return {"leadtime": leadtime, "clairvoyant": clairvoyant, "bound": bound, "dominating": dominating,
+            "best_baseline": best_baseline,
             "ratio": leadtime["gpu_hours"] / clairvoyant["gpu_hours"] if clairvoyant["gpu_hours"] else float("nan")}
+
+
+def x_bound(run: dict[str, Any], bound: dict[str, Any] | None) -> str:
+    """GPU-hours over the fluid bound's ('-' for results from before the bound)."""
+    value = run.get("x_bound")
+    if value is None and bound is not None and bound["gpu_hours"]:
+        value = run["gpu_hours"] / bound["gpu_hours"]
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _per_good(run: dict[str, Any] | None) -> str:
@@ -115,7 +125,9 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
         "busiest minute needs about 25 replicas. The simulator and the metrics are described in",
         "[simulator.md](simulator.md).",
         "",
-        "Columns: **GPU-h** billed GPU-hours (cold starts included); **x clairvoyant** GPU-hours over the clairvoyant's;",
+        "Columns: **GPU-h** billed GPU-hours (cold starts included); **x bound** GPU-hours over the fluid lower",
+        "bound's (no run that serves every request can go below 1.00; see simulator.md, \"The lower bound\");",
+        "**x clairvoyant** GPU-hours over the greedy clairvoyant planner's (a reference point, not a bound);",
         "**win** share of 1-minute windows whose p95 meets the SLO; **req** share of requests within the",
         "target; **p95** over the whole run; **scales** changes of the desired replica count. **dominated?**:",
         "does any hpa or kpa sweep point have >= window attainment and <= GPU-hours than leadtime (the Must).",
@@ -131,9 +143,9 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
         "",
         "## Summary",
         "",
-        "| scenario | SLO | leadtime GPU-h | x clairvoyant | win | req | dominated? | aim (>= 99% win, <= 1.25x, cold <= 120 s) "
+        "| scenario | SLO | leadtime GPU-h | x bound | x clairvoyant | win | req | dominated? | aim (>= 99% win, <= 1.25x clairvoyant, cold <= 120 s) "
         "| GPU-s/req: leadtime | best hpa/kpa (its win) | clairvoyant |",
-        "|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for doc in docs:
         summary = summarise(doc)
@@ -143,7 +155,7 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
         aim = ("met" if met else "missed") if cold_s <= AIM_MAX_COLD_S else "n/a (600 s)"
         dominated = "no" if not summary["dominating"] else f"**yes** ({len(summary['dominating'])} points)"
         lines.append(f"| {doc['id']} | {doc['slo']['metric']} <= {doc['slo']['p95_s']:g} s | {lt['gpu_hours']:.1f} | "
-                     f"{summary['ratio']:.2f} | {lt['slo_window_attainment']:.1%} | {lt['slo_request_attainment']:.1%} | "
+                     f"{x_bound(lt, summary['bound'])} | {summary['ratio']:.2f} | {lt['slo_window_attainment']:.1%} | {lt['slo_request_attainment']:.1%} | "
                      f"{dominated} | {aim} | {_per_good(lt)} | {_baseline_per_good(summary['best_baseline'])} | "
                      f"{_per_good(summary['clairvoyant'])} |")
     if speed:
@@ -157,7 +169,8 @@ def render(docs: list[dict[str, Any]], speed: dict[str, float] | None) -> str:
     lines += ["", "## Plots", "",
               "![cost/attainment frontier per scenario](img/frontier.png)", "",
               "Each panel: GPU-hours (x) against window attainment (y) for the hpa and kpa sweeps (lines), leadtime",
-              "(star), the clairvoyant (diamond) and static (square). Up and to the left is better.", "",
+              "(star), the clairvoyant planner (diamond), static (square) and the fluid bound (dotted line: nothing",
+              "that serves every request is left of it). Up and to the left is better.", "",
               f"![timeline of {TIMELINE_SCENARIO}](img/timeline-azure-conv-120s.png)", "",
               f"Timeline of `{TIMELINE_SCENARIO}`: demand, replicas (ready; dotted: ready + starting) and the p95 per",
               "minute for leadtime, the clairvoyant and hpa at its first sweep point.", ""]
@@ -193,8 +206,8 @@ def _scenario_table(doc: dict[str, Any]) -> list[str]:
              f"SLO p95 {doc['slo']['metric']} <= {doc['slo']['p95_s']:g} s; busiest minute needs "
              f"{doc['peak_replicas']} replicas, busiest 10 s {doc['peak_burst_replicas']}; clairvoyant planned in "
              f"{doc['clairvoyant_plan_rounds']} round(s).", "",
-             "| policy | params | GPU-h | x clairvoyant | win | req | GPU-s/req | p95 s | scales | idle | dominated? |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| policy | params | GPU-h | x bound | x clairvoyant | win | req | GPU-s/req | p95 s | scales | idle | dominated? |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for run in doc["runs"]:
         dominated = ""
         if run["policy"] == "leadtime":
@@ -202,7 +215,7 @@ def _scenario_table(doc: dict[str, Any]) -> list[str]:
         elif run in summary["dominating"]:
             dominated = "dominates leadtime"
         lines.append(f"| {run['policy']} | {_params(run['params'])} | {run['gpu_hours']:.2f} | "
-                     f"{run['gpu_hours'] / clairvoyant_h:.2f} | {run['slo_window_attainment']:.1%} | "
+                     f"{x_bound(run, summary['bound'])} | {run['gpu_hours'] / clairvoyant_h:.2f} | {run['slo_window_attainment']:.1%} | "
                      f"{run['slo_request_attainment']:.1%} | {_per_good(run)} | {run['p95_latency_s']:.2f} | "
                      f"{run['scale_events']} | "
                      f"{run['idle_gpu_share']:.0%} | {dominated} |")
@@ -229,6 +242,9 @@ def plot_frontiers(docs: list[dict[str, Any]], path: Path) -> None:
                 if r["policy"] == name:
                     ax.plot(r["gpu_hours"], r["slo_window_attainment"], marker, ms=10 if marker == "*" else 6,
                             color=color, label=name)
+        for r in runs:
+            if r["policy"] == "bound":
+                ax.axvline(r["gpu_hours"], color="black", lw=0.8, ls=":", label="bound")
         ax.axhline(AIM_ATTAINMENT, color="red", lw=0.6, ls="--")
         ax.set_title(doc["id"], fontsize=9)
         ax.set_xlabel("GPU-hours", fontsize=8)
@@ -243,9 +259,19 @@ def plot_frontiers(docs: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _renamed(doc: dict[str, Any]) -> dict[str, Any]:
+    """Results written before the greedy planner was renamed (policy "oracle") read as "clairvoyant"."""
+    if "oracle_plan_rounds" in doc:
+        doc["clairvoyant_plan_rounds"] = doc.pop("oracle_plan_rounds")
+    for run in doc.get("runs", []):
+        if run.get("policy") == "oracle":
+            run["policy"] = "clairvoyant"
+    return doc
+
+
 def write_report(speed: dict[str, float] | None) -> None:
     order = {sid: i for i, sid in enumerate(SCENARIO_IDS)}
-    docs = [json.loads(p.read_text()) for p in RESULTS.glob("*.json")]
+    docs = [_renamed(json.loads(p.read_text())) for p in RESULTS.glob("*.json")]
     docs = sorted((d for d in docs if d.get("id") in order), key=lambda d: order[d["id"]])
     if speed is None and (RESULTS / "speed.json").exists():
         speed = json.loads((RESULTS / "speed.json").read_text())
@@ -273,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     for sid in ids:
         doc = run_scenario(sid)
         summary = summarise(doc)
-        print(f"{sid}: leadtime x{summary['ratio']:.2f} clairvoyant, win {summary['leadtime']['slo_window_attainment']:.2%}, "
+        print(f"{sid}: leadtime x{x_bound(summary['leadtime'], summary['bound'])} bound, "
+              f"x{summary['ratio']:.2f} clairvoyant, win {summary['leadtime']['slo_window_attainment']:.2%}, "
               f"dominated: {'yes' if summary['dominating'] else 'no'} ({doc['wall_s']} s)", flush=True)
     speed = None
     if not args.no_speed and not args.quick and not args.only:
