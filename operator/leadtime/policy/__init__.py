@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadtime.policy.baselines.hpa import HpaPolicy
+from leadtime.policy.baselines.hpa import HpaPolicy, HpaRpsPolicy, KedaWaitingPolicy
 from leadtime.policy.baselines.kpa import KpaPolicy
 from leadtime.policy.baselines.static import StaticPolicy
 from leadtime.policy.leadtime import LeadtimePolicy, decide
@@ -18,6 +18,8 @@ from leadtime.policy.types import Decision, Policy, PolicyConfig
 POLICIES: dict[str, Any] = {
     "leadtime": LeadtimePolicy,
     "hpa": HpaPolicy,
+    "keda-waiting": KedaWaitingPolicy,
+    "hpa-rps": HpaRpsPolicy,
     "kpa": KpaPolicy,
     "static": StaticPolicy,
 }
