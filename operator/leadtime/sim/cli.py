@@ -110,9 +110,15 @@ def _run_all(runs: list[tuple[str, dict[str, Any]]], scenario) -> list:  # noqa:
         return run_sweep(runs, scenario)
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    # No refresh thread: the worker processes are forked, and a fork while a thread runs can deadlock.
+    with Progress(transient=True, auto_refresh=False) as bar:
         overall = bar.add_task("simulating", total=None)
-        return run_sweep(runs, scenario, on_result=lambda result: bar.advance(overall))
+
+        def advance(result) -> None:  # noqa: ANN001
+            bar.advance(overall)
+            bar.refresh()
+
+        return run_sweep(runs, scenario, on_result=advance)
 
 
 def result_document(trace: str, profile: ReplicaProfile, scenario, results: list) -> dict[str, Any]:  # noqa: ANN001
