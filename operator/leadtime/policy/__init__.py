@@ -13,8 +13,8 @@ from leadtime.policy.baselines.static import StaticPolicy
 from leadtime.policy.leadtime import LeadtimePolicy, decide
 from leadtime.policy.types import Decision, Policy, PolicyConfig
 
-# name → class; each class takes its tunable target as a keyword argument and lists a sweep of
-# values with `default_sweep(config)`.
+# name → class; each class takes its target and behaviour knobs as keyword arguments and lists its
+# target grid with `default_sweep(config)` (`leadtime.sim.sweep` adds the knobs).
 POLICIES: dict[str, Any] = {
     "leadtime": LeadtimePolicy,
     "hpa": HpaPolicy,

@@ -113,9 +113,11 @@ def _run_all(runs: list[tuple[str, dict[str, Any]]], scenario) -> list:  # noqa:
     # No refresh thread: the worker processes are forked, and a fork while a thread runs can deadlock.
     with Progress(transient=True, auto_refresh=False) as bar:
         overall = bar.add_task("simulating", total=None)
+        done = []
 
         def advance(result) -> None:  # noqa: ANN001
-            bar.advance(overall)
+            done.append(result)
+            bar.update(overall, description=f"simulating: {len(done)} runs done")
             bar.refresh()
 
         return run_sweep(runs, scenario, on_result=advance)
