@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadtime.policy.baselines.hpa import HpaPolicy
+from leadtime.policy.baselines.hpa import HpaPolicy, HpaRpsPolicy, KedaWaitingPolicy
 from leadtime.policy.baselines.kpa import KpaPolicy
 from leadtime.policy.baselines.static import StaticPolicy
 from leadtime.policy.leadtime import LeadtimePolicy, decide
 from leadtime.policy.types import Decision, Policy, PolicyConfig
 
-# name → class; each class takes its tunable target as a keyword argument and lists a sweep of
-# values with `default_sweep(config)`.
+# name → class; each class takes its target and behaviour knobs as keyword arguments and lists its
+# target grid with `default_sweep(config)` (`leadtime.sim.sweep` adds the knobs).
 POLICIES: dict[str, Any] = {
     "leadtime": LeadtimePolicy,
     "hpa": HpaPolicy,
+    "keda-waiting": KedaWaitingPolicy,
+    "hpa-rps": HpaRpsPolicy,
     "kpa": KpaPolicy,
     "static": StaticPolicy,
 }

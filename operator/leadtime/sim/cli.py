@@ -26,8 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--slo-metric", choices=SLO_METRICS, default="ttft")
     sim.add_argument("--slo-p95-s", type=float, default=2.0)
     sim.add_argument("--policy", default="leadtime,hpa,kpa,clairvoyant,static,bound",
-                     help="comma-separated: leadtime, hpa, kpa, clairvoyant, static, bound (the proven lower bound)")
-    sim.add_argument("--sweep", action="store_true", help="run hpa and kpa at each point of their target sweep")
+                     help="comma-separated: leadtime, hpa, keda-waiting, hpa-rps, kpa, clairvoyant, static, "
+                          "bound (the proven lower bound)")
+    sim.add_argument("--sweep", action="store_true",
+                     help="sweep each baseline's target grid, then its behaviour knobs around the best targets")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--tick-s", type=float, default=None, help="simulator tick (default 1 s; 5 s beyond 2 days)")
     sim.add_argument("--queue-limit", type=int, default=None, help="drop arrivals beyond this queue (reported)")
@@ -101,23 +103,26 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _run_all(runs: list[tuple[str, dict[str, Any]]], scenario) -> list:  # noqa: ANN001
-    from leadtime.sim.run import run_one
+    from leadtime.sim.sweep import run_sweep
 
-    # Long runs (multi-day traces, sweeps) show a progress bar; short ones stay quiet.
+    # Independent runs go to worker processes; a --sweep's pass 2 (behaviour knobs around the best
+    # targets) follows its pass 1. Long runs (multi-day traces, sweeps) count finished runs on stderr.
     long_run = scenario.arrivals.n_ticks * len(runs) > 200_000 and sys.stderr.isatty()
-    results = []
     if not long_run:
-        return [run_one(name, params, scenario) for name, params in runs]
+        return run_sweep(runs, scenario)
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
-        overall = bar.add_task("simulating", total=len(runs))
-        for name, params in runs:
-            task = bar.add_task(f"{name} {params or ''}", total=1.0)
-            results.append(run_one(name, params, scenario, progress=lambda f, t=task: bar.update(t, completed=f)))
-            bar.remove_task(task)
-            bar.advance(overall)
-    return results
+    # No refresh thread: the worker processes are forked, and a fork while a thread runs can deadlock.
+    with Progress(transient=True, auto_refresh=False) as bar:
+        overall = bar.add_task("simulating", total=None)
+        done = []
+
+        def advance(result) -> None:  # noqa: ANN001
+            done.append(result)
+            bar.update(overall, description=f"simulating: {len(done)} runs done")
+            bar.refresh()
+
+        return run_sweep(runs, scenario, on_result=advance)
 
 
 def result_document(trace: str, profile: ReplicaProfile, scenario, results: list) -> dict[str, Any]:  # noqa: ANN001

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from leadtime.policy import POLICIES, make_policy
+from leadtime.policy import make_policy
 from leadtime.policy.types import Policy, PolicyConfig
 from leadtime.replica import ReplicaProfile
+from leadtime.sim import sweep as sweep_plan
 from leadtime.sim.bound import FluidBound, bound_result, fluid_bound, with_x_bound
 from leadtime.sim.clairvoyant import (
     ClairvoyantPlan,
@@ -24,8 +25,8 @@ from leadtime.sim.clairvoyant import (
 from leadtime.sim.engine import RunResult, SimConfig, simulate
 from leadtime.sim.traces import Arrivals, Trace, build_arrivals, load_trace
 
-POLICY_NAMES = ("leadtime", "hpa", "kpa", "clairvoyant", "static", "bound")
-SWEPT = ("hpa", "kpa")  # baselines whose target --sweep varies
+POLICY_NAMES = ("leadtime", "hpa", "keda-waiting", "hpa-rps", "kpa", "clairvoyant", "static", "bound")
+SWEPT = sweep_plan.SWEPT  # baselines whose target grid --sweep runs (then their behaviour knobs)
 
 
 @dataclass
@@ -106,7 +107,8 @@ def warm_replicas(need: np.ndarray, tick_s: float, config: PolicyConfig, window_
 
 
 def policy_runs(names: list[str], scenario: Scenario, sweep: bool) -> list[tuple[str, dict[str, Any]]]:
-    """(name, params) for every run: one per policy, or the default sweep for hpa/kpa with --sweep."""
+    """(name, params) for every run: one per policy, or with --sweep each baseline's pass-1 target grid
+    (`leadtime.sim.sweep.run_sweep` adds pass 2, the behaviour knobs around the best targets)."""
     runs: list[tuple[str, dict[str, Any]]] = []
     for name in names:
         if name not in POLICY_NAMES:
@@ -115,7 +117,7 @@ def policy_runs(names: list[str], scenario: Scenario, sweep: bool) -> list[tuple
             # Peak provisioning: the most the clairvoyant ever runs, so static meets the SLO at peak cost.
             runs.append((name, {"replicas": scenario.clairvoyant_plan.peak}))
         elif sweep and name in SWEPT:
-            runs.extend((name, dict(p)) for p in POLICIES[name].default_sweep(scenario.config.policy_config))
+            runs.extend(sweep_plan.first_pass([name], scenario.config.policy_config))
         else:
             runs.append((name, {}))
     return runs

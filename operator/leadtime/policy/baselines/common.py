@@ -31,16 +31,28 @@ def in_flight(observation: ClassObservation) -> float | None:
     return (observation.queue_depth or 0.0) + (observation.running or 0.0)
 
 
-def sweep_targets(max_concurrency: int) -> list[float]:
-    """Per-pod targets to sweep, doubling from 1 in-flight request to all of a replica's slots.
+# The coarsest step between neighbouring sweep targets; the grid aims a little finer so rounding the
+# targets to three significant digits never makes a step coarser.
+MAX_GRID_RATIO = 1.25
+
+
+def geometric_grid(low: float, high: float, max_ratio: float = MAX_GRID_RATIO) -> list[float]:
+    """Targets from `low` to `high` (both included), evenly spaced in log, neighbours ≤ `max_ratio` apart.
 
     Geometric, because latency grows non-linearly with the batch: a replica that holds its SLO may
     carry only a few requests in flight while it has hundreds of slots, so the frontier's interesting
-    end is at small targets. At least six points, so a short slot count still shows a frontier.
+    end is at small targets, where a linear grid would have few points.
     """
-    top = max(1.0, float(max_concurrency))
-    doublings = max(5, math.ceil(math.log2(top)))
-    return sorted({round(top ** (i / doublings), 1) for i in range(doublings + 1)})
+    if not 0 < low <= high or max_ratio <= 1:
+        raise ValueError("a grid needs 0 < low <= high and max_ratio > 1")
+    if high == low:
+        return [_three_digits(low)]
+    steps = math.ceil(math.log(high / low) / math.log(max_ratio * 0.99))
+    return sorted({_three_digits(low * (high / low) ** (i / steps)) for i in range(steps + 1)})
+
+
+def _three_digits(value: float) -> float:
+    return float(f"{value:.3g}")
 
 
 def usable(observation: Observation) -> bool:

@@ -4,7 +4,9 @@ Re-implemented from knative/serving `pkg/autoscaler/scaling/autoscaler.go` (`aut
 the defaults of `config/core/configmaps/autoscaler.yaml`:
 
 - tick every 2 s; observed concurrency (waiting + running requests, what the queue-proxies report)
-  averaged over the 60 s stable window and the 6 s panic window (10 % of the stable window);
+  averaged over the stable window (`stable-window`, default 60 s; a parameter here, as the
+  `autoscaling.knative.dev/window` annotation is for users) and the panic window, 10 % of the stable
+  window (`panic-window-percentage` 10, kept: 6 s by default);
 - target per pod = concurrency target × 0.7 (`container-concurrency-target-percentage`);
 - `desiredStable = ceil(stableAverage / target)`, `desiredPanic = ceil(panicAverage / target)`,
   both kept within `[floor(ready / 2), ceil(1000 × ready)]` (max-scale-down-rate 2,
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partial
 
-from leadtime.policy.baselines.common import decide_each_pool, in_flight, sweep_targets
+from leadtime.policy.baselines.common import decide_each_pool, geometric_grid, in_flight
 from leadtime.policy.types import (
     BATCH,
     INTERACTIVE,
@@ -33,7 +36,7 @@ from leadtime.policy.types import (
 
 TICK_S = 2.0
 STABLE_WINDOW_S = 60.0
-PANIC_WINDOW_S = 6.0
+PANIC_WINDOW_PERCENTAGE = 10.0
 PANIC_THRESHOLD = 2.0
 TARGET_UTILIZATION = 0.7
 MAX_SCALE_UP_RATE = 1000.0
@@ -54,16 +57,19 @@ def kpa_step(
     max_scale: int,
     memory: Memory | None,
     now_s: float,
+    *,
+    stable_window_s: float = STABLE_WINDOW_S,
 ) -> tuple[int, str, Memory]:
     """One Scale() tick for one pool: (replicas, reason, memory)."""
     previous = memory or {}
     concurrency = in_flight(observation)
     if concurrency is None:
         return pool.desired, "kpa: no data to scale on yet, keeping replicas", dict(previous)
-    samples = [s for s in previous.get("samples", []) if now_s - s[0] < STABLE_WINDOW_S]
+    panic_window_s = stable_window_s * PANIC_WINDOW_PERCENTAGE / 100.0
+    samples = [s for s in previous.get("samples", []) if now_s - s[0] < stable_window_s]
     samples.append([now_s, concurrency])
-    stable_average = window_average(samples, now_s, STABLE_WINDOW_S)
-    panic_average = window_average(samples, now_s, PANIC_WINDOW_S)
+    stable_average = window_average(samples, now_s, stable_window_s)
+    panic_average = window_average(samples, now_s, panic_window_s)
 
     ready = max(1.0, float(pool.ready_count))
     target_value = target_concurrency * TARGET_UTILIZATION
@@ -82,7 +88,7 @@ def kpa_step(
     over_panic_threshold = desired_for_panic_window / ready >= PANIC_THRESHOLD
     if over_panic_threshold:
         panic_since_s = now_s
-    elif panic_since_s is not None and panic_since_s + STABLE_WINDOW_S < now_s:
+    elif panic_since_s is not None and panic_since_s + stable_window_s < now_s:
         panic_since_s, max_panic_pods = None, 0
 
     desired = desired_stable
@@ -122,18 +128,23 @@ class KpaPolicy:
     name = "kpa"
     interval_s = TICK_S
 
-    def __init__(self, target_concurrency: float = 32.0) -> None:
-        if target_concurrency <= 0:
+    def __init__(self, target_concurrency: float = 32.0, stable_window_s: float = STABLE_WINDOW_S) -> None:
+        if not target_concurrency > 0:
             raise ValueError("target_concurrency must be positive")
-        self.target_concurrency = target_concurrency
+        # Knative validates the window to [6 s, 1 h] (autoscaling.knative.dev/window).
+        if not 6.0 <= stable_window_s <= 3600.0:
+            raise ValueError("stable_window_s must be within [6, 3600] s")
+        self.target_concurrency = float(target_concurrency)
+        self.stable_window_s = float(stable_window_s)
 
     def params(self) -> dict[str, float]:
-        return {"target_concurrency": self.target_concurrency}
+        return {"target_concurrency": self.target_concurrency, "stable_window_s": self.stable_window_s}
 
     @staticmethod
     def default_sweep(config: PolicyConfig | None = None) -> list[dict[str, float]]:
-        """Concurrency targets doubling from 1 per pod to all of a replica's batch slots."""
-        return [{"target_concurrency": target} for target in sweep_targets((config or PolicyConfig()).max_concurrency)]
+        """Concurrency targets from 1 per pod to all of a replica's batch slots, ≤ ×1.25 apart."""
+        slots = float(max(1, (config or PolicyConfig()).max_concurrency))
+        return [{"target_concurrency": t} for t in geometric_grid(1.0, max(slots, 2.0))]
 
     def decide(
         self,
@@ -146,7 +157,8 @@ class KpaPolicy:
         pool_bounds = [(INTERACTIVE, observation.interactive, config.warm_floor, config.max_replicas)]
         if config.batch.enabled:
             pool_bounds.append((BATCH, observation.batch, 0, config.batch.max_replicas))
+        step = partial(kpa_step, stable_window_s=self.stable_window_s)
         return decide_each_pool(
-            kpa_step, self.target_concurrency, "kpa: no metrics, keeping replicas",
+            step, self.target_concurrency, "kpa: no metrics, keeping replicas",
             pool_bounds, observation, pools, memory, now_s,
         )
