@@ -20,7 +20,7 @@ class RunMetrics:
     scale_events: int
     idle_gpu_share: float  # billed GPU time spent starting or with nothing running
     dropped: float
-    requests: float
+    requests: float  # every request the trace offered: served, still queued at the end, or dropped
     requeued: float
     windows: int
     window_start_s: np.ndarray | None = None  # per window with traffic (plots only, not in JSON)
@@ -91,7 +91,11 @@ def compute_metrics(
     scale_events: int,
     dropped: float,
     requeued: float,
+    dropped_at: list[tuple[float, float]] | None = None,
 ) -> RunMetrics:
+    """`dropped_at`: (arrival_s, count) of requests dropped at the queue limit; each is a request beyond
+    the SLO, in request attainment and in the window it arrived in (a dropped request was not served in
+    time), so a run that drops requests never reports 100 %."""
     at_parts, weight_parts, latency_parts = [], [], []
     for name, latencies in per_request.items():
         values = latencies[slo_index]
@@ -104,18 +108,24 @@ def compute_metrics(
         at_parts.append(table[:, 0])
         weight_parts.append(table[:, 1])
         latency_parts.append(table[:, 2 + slo_index])
+    if dropped_at:
+        table = np.asarray(dropped_at, dtype=float)
+        at_parts.append(table[:, 0])
+        weight_parts.append(table[:, 1])
+        latency_parts.append(np.full(len(table), np.inf))
     at = np.concatenate(at_parts) if at_parts else np.zeros(0)
     weights = np.concatenate(weight_parts) if weight_parts else np.zeros(0)
     latency = np.concatenate(latency_parts) if latency_parts else np.zeros(0)
     total_weight = float(weights.sum())
     starts, per_window = window_p95(at, weights, latency, slo_window_s, True) if len(at) else (np.zeros(0), np.zeros(0))
     billed = sum(billed_gpu_s.values())
+    served = np.isfinite(latency)
     return RunMetrics(
         gpu_hours=billed / 3600.0,
         cost_usd=sum(billed_gpu_s[p] / 3600.0 * prices[p] for p in billed_gpu_s),
         slo_window_attainment=float((per_window <= slo_p95_s).mean()) if len(per_window) else 1.0,
         slo_request_attainment=float(weights[latency <= slo_p95_s].sum() / total_weight) if total_weight else 1.0,
-        p95_latency_s=weighted_quantile(latency, weights, 0.95),
+        p95_latency_s=weighted_quantile(latency[served], weights[served], 0.95),  # of requests served
         scale_events=scale_events,
         idle_gpu_share=idle_gpu_s / billed if billed > 0 else 0.0,
         dropped=dropped,
