@@ -33,7 +33,7 @@ from leadtime.policy.types import (
 )
 from leadtime.replica import ReplicaProfile
 from leadtime.sim import fluid
-from leadtime.sim.lifecycle import Pods
+from leadtime.sim.lifecycle import Pods, SpotTrace
 from leadtime.sim.metrics import RunMetrics, compute_metrics
 from leadtime.sim.prometheus import LATENCY_BUCKETS_S, PrometheusView, histogram_quantile, scrape_times
 from leadtime.sim.traces import Arrivals
@@ -64,6 +64,10 @@ class SimConfig:
     termination_grace_s: float = 600.0
     slo_window_s: float = 60.0
     spot_capacity: int | None = None  # batch-pool replicas the spot market will schedule (None: unlimited)
+    # Spot instances obtainable over time (`lifecycle.load_spot_trace` / `synthesize_spot_trace`): batch
+    # replicas beyond it are preempted with `spot_notice_s` of notice, drain, and re-queue what is left.
+    spot_trace: SpotTrace | None = None
+    spot_notice_s: float = 120.0
     seed: int = 0
     epoch_s: float = EPOCH_S
     # Interactive replicas already serving, Ready, when the trace begins. A deployment in production
@@ -122,14 +126,18 @@ def simulate(
     end_s = n_ticks * dt
     groups = {name: fluid.Group(pools) for name, pools in GROUPS.items()}
 
-    def drain(pool: str, now: float) -> float:
+    def drain(pool: str, now: float, grace_s: float) -> float:
         # The victim has left the pod list already: the group's serving replicas were one more.
         group = groups[POOL_GROUP[pool]]
         serving = sum(pods.counts(p, now)[0] for p in group.pools) + 1
-        return fluid.start_drain(group, profile, serving, now, config.termination_grace_s).exit_s
+        return fluid.start_drain(group, profile, serving, now, grace_s).exit_s
 
     pods = Pods(tuple(POOL_GROUP), profile, seed=config.seed, epoch_s=config.epoch_s, end_s=end_s,
-                spot_capacity=config.spot_capacity, drain=drain)
+                spot_capacity=config.spot_capacity, drain=drain, grace_s=config.termination_grace_s,
+                spot_trace=config.spot_trace, spot_notice_s=config.spot_notice_s)
+    spot_seen = pods.spot_obtainable(0.0)
+    deadline_s = config.policy_config.batch.deadline_s
+    batch_missed = 0.0  # batch requests finished after the batch pool's deadline
     samples = _Samples(arrivals)
     dropped_at: list[tuple[float, float]] = []
     interactive = arrivals.classes["interactive"]
@@ -161,6 +169,7 @@ def simulate(
         return sum(pods.counts(pool, now)[0] for pool in group.pools)
 
     def record(name: str, cohort: list, k: float, wait_s: float, b: float) -> None:
+        nonlocal batch_missed
         arrival_s, _, inp, out, first = cohort
         view = views[name]
         if first >= 0:
@@ -172,12 +181,16 @@ def simulate(
             ttft_all[lo:hi] = ttft + wait_s
             e2e_all[lo:hi] = e2e + wait_s
             values = (ttft if slo_index == 0 else e2e) + wait_s
+            if name == "batch":
+                batch_missed += float(np.count_nonzero(e2e + wait_s > deadline_s))
             # Counted in the histogram when it happens: first token (ttft) or completion (e2e).
             view.observe_many(arrival_s + values, values)
             cohort[4] = first + k
         else:
             ttft, e2e = profile.latency_at(inp, out, b)
             samples.cohort.append((arrival_s, k, ttft + wait_s, e2e + wait_s))
+            if name == "batch" and e2e + wait_s > deadline_s:
+                batch_missed += k
             value = (ttft if slo_index == 0 else e2e) + wait_s
             view.observe(arrival_s + value, bisect.bisect_left(LATENCY_BUCKETS_S, value), k)
 
@@ -200,6 +213,9 @@ def simulate(
 
     for tick in range(n_ticks):
         now = tick * dt
+        if config.spot_trace is not None and config.spot_trace.at(now) != spot_seen:
+            spot_seen = config.spot_trace.at(now)
+            pods.reconcile_spot(now)
         if now >= scrape_list[next_scrape] - 1e-9:
             for name, group in groups.items():
                 views[name].scrape(now, group.completed, group.queued, group.mean_running + drain_running[name])
@@ -272,8 +288,12 @@ def simulate(
                 waits = end_s - cls.request_arrival_s[lo:hi]
                 for arr in samples.per_request[name]:
                     arr[lo:hi] = waits
+                if name == "batch":
+                    batch_missed += float(np.count_nonzero(waits > deadline_s))
             else:
                 samples.cohort.append((cohort[0], cohort[1], end_s - cohort[0], end_s - cohort[0]))
+                if name == "batch" and end_s - cohort[0] > deadline_s:
+                    batch_missed += cohort[1]
     prices = {INTERACTIVE: config.policy_config.price_per_gpu_hour,
               BATCH: config.policy_config.batch.price_per_gpu_hour,
               BATCH_ONDEMAND: config.policy_config.price_per_gpu_hour}
@@ -291,6 +311,7 @@ def simulate(
         dropped=sum(g.dropped for g in groups.values()),
         requeued=sum(g.requeued for g in groups.values()),
         dropped_at=dropped_at,
+        batch=(groups["batch"].dropped, batch_missed) if has_batch else None,
     )
     params = dict(params if params is not None else getattr(policy, "params", lambda: {})())
     return RunResult(policy.name, params, metrics, timeline, time.perf_counter() - wall_start)
