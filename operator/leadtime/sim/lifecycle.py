@@ -47,7 +47,7 @@ def load_spot_trace(path: str | Path) -> SpotTrace:
     doc = json.loads(Path(path).read_text())
     try:
         return SpotTrace(float(doc["metadata"]["gap_seconds"]), tuple(int(c) for c in doc["data"]))
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not a spot trace ({err})") from None
 
 
