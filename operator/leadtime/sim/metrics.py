@@ -20,13 +20,23 @@ class RunMetrics:
     scale_events: int
     idle_gpu_share: float  # billed GPU time spent starting or with nothing running
     dropped: float
-    requests: float
+    requests: float  # every request the trace offered: served, still queued at the end, or dropped
     requeued: float
     windows: int
+    # Runs with batch traffic: the batch pools' cost, batch requests dropped (never served) and those
+    # that finished (or were still waiting at the end) beyond the batch pool's deadline.
+    batch_cost_usd: float | None = None
+    batch_lost: float | None = None
+    batch_deadline_missed: float | None = None
     window_start_s: np.ndarray | None = None  # per window with traffic (plots only, not in JSON)
     window_p95_s: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
+        batch = {} if self.batch_cost_usd is None else {
+            "batch_cost_usd": round(self.batch_cost_usd, 2),
+            "batch_lost": int(round(self.batch_lost or 0.0)),
+            "batch_deadline_missed": int(round(self.batch_deadline_missed or 0.0)),
+        }
         return {
             "gpu_hours": round(self.gpu_hours, 4),
             "cost_usd": round(self.cost_usd, 2),
@@ -40,6 +50,7 @@ class RunMetrics:
             # null when no request met the target (JSON has no infinity)
             "gpu_seconds_per_request_in_slo": (round(self.gpu_seconds_per_request_in_slo, 4)
                                                if np.isfinite(self.gpu_seconds_per_request_in_slo) else None),
+            **batch,
         }
 
     @property
@@ -91,7 +102,13 @@ def compute_metrics(
     scale_events: int,
     dropped: float,
     requeued: float,
+    dropped_at: list[tuple[float, float]] | None = None,
+    batch: tuple[float, float] | None = None,
 ) -> RunMetrics:
+    """`dropped_at`: (arrival_s, count) of requests dropped at the queue limit; each is a request beyond
+    the SLO, in request attainment and in the window it arrived in (a dropped request was not served in
+    time), so a run that drops requests never reports 100 %. `batch`: (lost, deadline missed) batch
+    requests, for runs with batch traffic."""
     at_parts, weight_parts, latency_parts = [], [], []
     for name, latencies in per_request.items():
         values = latencies[slo_index]
@@ -104,24 +121,34 @@ def compute_metrics(
         at_parts.append(table[:, 0])
         weight_parts.append(table[:, 1])
         latency_parts.append(table[:, 2 + slo_index])
+    if dropped_at:
+        table = np.asarray(dropped_at, dtype=float)
+        at_parts.append(table[:, 0])
+        weight_parts.append(table[:, 1])
+        latency_parts.append(np.full(len(table), np.inf))
     at = np.concatenate(at_parts) if at_parts else np.zeros(0)
     weights = np.concatenate(weight_parts) if weight_parts else np.zeros(0)
     latency = np.concatenate(latency_parts) if latency_parts else np.zeros(0)
     total_weight = float(weights.sum())
     starts, per_window = window_p95(at, weights, latency, slo_window_s, True) if len(at) else (np.zeros(0), np.zeros(0))
     billed = sum(billed_gpu_s.values())
+    served = np.isfinite(latency)
     return RunMetrics(
         gpu_hours=billed / 3600.0,
         cost_usd=sum(billed_gpu_s[p] / 3600.0 * prices[p] for p in billed_gpu_s),
         slo_window_attainment=float((per_window <= slo_p95_s).mean()) if len(per_window) else 1.0,
         slo_request_attainment=float(weights[latency <= slo_p95_s].sum() / total_weight) if total_weight else 1.0,
-        p95_latency_s=weighted_quantile(latency, weights, 0.95),
+        p95_latency_s=weighted_quantile(latency[served], weights[served], 0.95),  # of requests served
         scale_events=scale_events,
         idle_gpu_share=idle_gpu_s / billed if billed > 0 else 0.0,
         dropped=dropped,
         requests=total_weight,
         requeued=requeued,
         windows=len(per_window),
+        batch_cost_usd=(sum(billed_gpu_s[p] / 3600.0 * prices[p] for p in billed_gpu_s if p != "interactive")
+                        if batch is not None else None),
+        batch_lost=batch[0] if batch is not None else None,
+        batch_deadline_missed=batch[1] if batch is not None else None,
         window_start_s=starts,
         window_p95_s=per_window,
     )
