@@ -13,7 +13,7 @@ from leadtime.policy.baselines.common import geometric_grid
 from leadtime.policy.types import PolicyConfig
 from leadtime.replica import get_profile
 from leadtime.sim.run import make_scenario, policy_runs
-from leadtime.sim.sweep import TARGET_PARAM, chosen_targets, first_pass, run_many, run_sweep, second_pass
+from leadtime.sim.sweep import TARGET_PARAM, chosen_targets, first_pass, run_many, run_seeds, run_sweep, second_pass
 from leadtime.sim.traces import load_trace
 
 TRACES = pathlib.Path(__file__).parents[1] / "benchmarks" / "traces"
@@ -146,6 +146,27 @@ def test_a_sweep_runs_pass_two_after_pass_one(short_scenario):
     tuned = results[len(runs):]
     assert tuned and all(r.policy == "hpa-rps" for r in tuned)
     assert {r.params["scale_down_stabilization_s"] for r in tuned} == {0.0, 60.0, 300.0, 600.0}
+
+
+def test_seeds_run_one_run_list_with_pass_two_chosen_on_the_mean():
+    trace = load_trace(TRACES / "azure-conv.csv")
+    keep = trace.start_s < 600
+    short = type(trace)(trace.name, trace.kind, *(getattr(trace, f)[keep] for f in (
+        "start_s", "duration_s", "rate_rps", "input_tokens", "output_tokens", "iat_cv", "is_batch")))
+    profile = get_profile("llama-8b-h100").with_cold_start("lognormal:p50=40,p99=90")
+    seeds = [make_scenario(short, profile, rate_scale=10.0, seed=seed) for seed in (0, 1)]
+    runs = policy_runs(["hpa-rps"], seeds[0], sweep=True)
+    per_run = run_seeds(runs, seeds, workers=2)
+    assert all(len(results) == 2 for results in per_run)
+    assert all(len({repr(sorted(r.params.items())) for r in results}) == 1 for results in per_run)
+    # the cold-start draws differ by seed, so the two seeds' bills differ for some run
+    assert any(results[0].metrics.gpu_hours != results[1].metrics.gpu_hours for results in per_run)
+    # pass 2 is what second_pass picks from the means of pass 1
+    first = per_run[:len(runs)]
+    means = [SimpleNamespace(policy=r[0].policy, params=r[0].params, metrics=SimpleNamespace(
+        gpu_hours=sum(x.metrics.gpu_hours for x in r) / 2,
+        slo_window_attainment=sum(x.metrics.slo_window_attainment for x in r) / 2)) for r in first]
+    assert [(r[0].policy, r[0].params) for r in per_run[len(runs):]] == second_pass(means)
 
 
 def test_run_many_refuses_zero_workers(short_scenario):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
@@ -183,3 +184,45 @@ def run_sweep(
     second = run_many(second_pass(first), scenario, workers=workers, record_timeline=record_timeline,
                       on_result=on_result)
     return first + second
+
+
+@dataclass(frozen=True)
+class _MeanPoint:
+    """A run's mean over seeds, in the shape `second_pass` reads (policy, params, metrics)."""
+
+    policy: str
+    params: dict[str, Any]
+    metrics: Any
+
+
+@dataclass(frozen=True)
+class _MeanMetrics:
+    gpu_hours: float
+    slo_window_attainment: float
+
+
+def run_seeds(
+    runs: Sequence[Run],
+    scenarios: Sequence[Any],
+    *,
+    workers: int | None = None,
+    record_timeline: bool = False,
+    on_result: Callable[[Any], None] | None = None,
+) -> list[list[Any]]:
+    """`run_sweep` over several seeds' scenarios, with one run list for all of them.
+
+    Pass 1 runs on every seed; pass 2 is chosen from the pass-1 means over the seeds, so every seed
+    runs the same (name, params) and a sweep point's mean is over the same configuration. Returns,
+    per run (pass 1 in input order, then pass 2), its results per seed, in the scenarios' order.
+    """
+    first = [run_many(runs, scenario, workers=workers, record_timeline=record_timeline, on_result=on_result)
+             for scenario in scenarios]
+    per_run = [list(results) for results in zip(*first, strict=True)] if first else []
+    means = [_MeanPoint(results[0].policy, dict(params),
+                        _MeanMetrics(sum(r.metrics.gpu_hours for r in results) / len(results),
+                                     sum(r.metrics.slo_window_attainment for r in results) / len(results)))
+             for (_, params), results in zip(runs, per_run, strict=True)]
+    more = second_pass(means)
+    second = [run_many(more, scenario, workers=workers, record_timeline=record_timeline, on_result=on_result)
+              for scenario in scenarios]
+    return per_run + [list(results) for results in zip(*second, strict=True)]
