@@ -158,6 +158,7 @@ def simulate(
     memory: dict[str, Any] = {}
     next_policy_s = 0.0
     idle_gpu_s = 0.0
+    starting_gpu_s = 0.0  # the part of idle_gpu_s billed while replicas start (cold starts)
     drain_running = {name: 0.0 for name in groups}  # the drains' mean running over the last tick
     timeline = None
     if record_timeline:
@@ -273,6 +274,7 @@ def simulate(
             group_ready = ready_count(group, now) if len(group.pools) > 1 else n_ready
             busy = min(float(group_ready), group.mean_running) * (n_ready / group_ready if group_ready else 0.0)
             idle_gpu_s += (n_starting + n_ready - busy) * gpus * dt
+            starting_gpu_s += n_starting * gpus * dt
         if timeline is not None:
             timeline.ready[tick] = pods.counts(INTERACTIVE, now)[0] if pods.replicas[INTERACTIVE] else 0
             timeline.starting[tick] = starting_now
@@ -307,6 +309,7 @@ def simulate(
         billed_gpu_s=billed_gpu_s,
         prices=prices,
         idle_gpu_s=idle_gpu_s,
+        starting_gpu_s=starting_gpu_s,
         scale_events=pods.scale_events,
         dropped=sum(g.dropped for g in groups.values()),
         requeued=sum(g.requeued for g in groups.values()),

@@ -28,6 +28,7 @@ class RunMetrics:
     batch_cost_usd: float | None = None
     batch_lost: float | None = None
     batch_deadline_missed: float | None = None
+    starting_gpu_share: float = 0.0  # the part of idle_gpu_share billed while replicas start
     window_start_s: np.ndarray | None = None  # per window with traffic (plots only, not in JSON)
     window_p95_s: np.ndarray | None = None
 
@@ -45,6 +46,7 @@ class RunMetrics:
             "p95_latency_s": round(self.p95_latency_s, 4),
             "scale_events": self.scale_events,
             "idle_gpu_share": round(self.idle_gpu_share, 4),
+            "starting_gpu_share": round(self.starting_gpu_share, 4),
             "dropped": int(round(self.dropped)),
             "requests": int(round(self.requests)),
             # null when no request met the target (JSON has no infinity)
@@ -104,6 +106,7 @@ def compute_metrics(
     requeued: float,
     dropped_at: list[tuple[float, float]] | None = None,
     batch: tuple[float, float] | None = None,
+    starting_gpu_s: float = 0.0,
 ) -> RunMetrics:
     """`dropped_at`: (arrival_s, count) of requests dropped at the queue limit; each is a request beyond
     the SLO, in request attainment and in the window it arrived in (a dropped request was not served in
@@ -141,6 +144,7 @@ def compute_metrics(
         p95_latency_s=weighted_quantile(latency[served], weights[served], 0.95),  # of requests served
         scale_events=scale_events,
         idle_gpu_share=idle_gpu_s / billed if billed > 0 else 0.0,
+        starting_gpu_share=starting_gpu_s / billed if billed > 0 else 0.0,
         dropped=dropped,
         requests=total_weight,
         requeued=requeued,
