@@ -44,7 +44,7 @@ MAX_IAT_CV = 4.0
 # When a rate trace gives only mean token lengths, its p95 is taken as this multiple of the mean: the
 # ratios of the Azure LLM conversation trace (2023) itself, input p95/mean 4083/1155 = 3.5 and output
 # 451/211 = 2.1 (its coding trace has 3.6 for inputs too). A lognormal with that mean and p95 has
-# sigma 1.21 (inputs) and 0.55 (outputs).
+# sigma 1.20 (inputs) and 0.54 (outputs).
 DEFAULT_P95_OVER_MEAN = (3.5, 2.1)
 
 # z-score of the 95th percentile of a standard normal.
