@@ -157,4 +157,6 @@ def test_rate_csv_expands_to_requests(tmp_path):
     requests = load_requests(str(path), seed=1)
     first, second = [r for r in requests if r.arrival_s < 100], [r for r in requests if r.arrival_s >= 100]
     assert 150 < len(first) < 250 and 650 < len(second) < 950
-    assert {(r.input_tokens, r.output_tokens) for r in requests} == {(500, 50)}
+    # lengths are drawn per request around the window's means (the rate trace's default spread)
+    assert sum(r.input_tokens for r in requests) / len(requests) == pytest.approx(500, rel=0.15)
+    assert len({r.input_tokens for r in requests}) > 100

@@ -7,7 +7,7 @@ import pathlib
 import random
 
 import pytest
-from leadtime.replica import PROFILES, PoolModel, Request, get_profile, parse_cold_start
+from leadtime.replica import PROFILES, ColdStart, PoolModel, Request, get_profile, parse_cold_start
 
 H100 = get_profile("llama-8b-h100")
 
@@ -154,3 +154,65 @@ def test_replica_package_is_pure() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module.split(".")[0]]
             assert not forbidden.intersection(names), f"{path.name} imports {names}"
+
+
+def test_load_test_is_the_fastest_concurrency_whose_latency_meets_the_slo() -> None:
+    inp, out = H100.reference_input_tokens, H100.reference_output_tokens
+    # a loose TTFT target: the full batch meets it, so the test reports saturation throughput
+    loose = H100.load_test("ttft", 2.0)
+    assert loose.concurrency == H100.max_concurrency(inp, out)
+    assert loose.capacity_rps == pytest.approx(H100.throughput_rps(inp, out))
+    # an e2e target of 15 s: the largest batch whose request still finishes in 15 s, not one more
+    tight = H100.load_test("e2e", 15.0)
+    assert H100.latency_at(inp, out, tight.concurrency)[1] <= 15.0 < H100.latency_at(inp, out, tight.concurrency + 1)[1]
+    assert tight.capacity_rps < loose.capacity_rps
+    # a target no single request meets: one at a time
+    assert H100.load_test("ttft", 0.001).concurrency == 1
+
+
+def test_load_test_is_at_the_profiles_reference_mix() -> None:
+    longer = H100.from_dict({**H100.to_dict(), "reference_input_tokens": 8000, "reference_output_tokens": 500})
+    assert longer.load_test("ttft", 2.0).capacity_rps < H100.load_test("ttft", 2.0).capacity_rps
+    assert longer.load_test("ttft", 2.0).input_tokens == 8000
+    with pytest.raises(ValueError, match="reference"):
+        H100.from_dict({**H100.to_dict(), "reference_input_tokens": 0})
+
+
+def test_every_profile_documents_its_load_test_mix() -> None:
+    for profile in PROFILES.values():
+        assert (profile.reference_input_tokens, profile.reference_output_tokens) == (1000.0, 250.0)
+
+
+BIMODAL = [2.0, 3.0, 4.0, 20.0, 25.0, 30.0, 50.0]
+
+
+def test_empirical_cold_start_draws_only_the_measured_values() -> None:
+    cold = ColdStart.empirical(BIMODAL, spec="empirical:x")
+    rng = random.Random(0)
+    draws = [cold.sample_s(rng) for _ in range(2000)]
+    assert set(draws) == set(BIMODAL)
+    assert sum(d < 5 for d in draws) / len(draws) == pytest.approx(3 / 7, abs=0.05)
+    assert cold.min_s == 2.0 and cold.p50_s == 20.0 and cold.quantile_s(1.0) == 50.0
+    assert cold.p99_s == pytest.approx(48.8)  # between the two largest values, as numpy interpolates
+    assert cold.mean_s == pytest.approx(sum(BIMODAL) / 7)
+
+
+@pytest.mark.parametrize("values", [[], [1.0, -2.0], [float("nan")], [float("inf")]])
+def test_empirical_cold_start_rejects_bad_values(values: list[float]) -> None:
+    with pytest.raises(ValueError):
+        ColdStart.empirical(values)
+
+
+def test_empirical_spec_is_read_at_the_cli_not_in_the_pure_model() -> None:
+    with pytest.raises(ValueError, match="file"):
+        parse_cold_start("empirical:starts.txt")
+
+
+def test_min_cold_start_of_fixed_and_lognormal() -> None:
+    assert parse_cold_start("45s").min_s == 45.0
+    assert parse_cold_start("lognormal:p50=22.7,p99=51.9").min_s == 0.0
+
+
+def test_overflowing_durations_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        parse_cold_start("9" * 400)

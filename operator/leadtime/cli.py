@@ -32,4 +32,8 @@ class CliError(Exception):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run as `python -m leadtime.cli`, this file is `__main__`, whose CliError is not the one the
+    # subcommands raise (`leadtime.cli.CliError`): go through the imported module.
+    from leadtime.cli import main as imported_main
+
+    raise SystemExit(imported_main())

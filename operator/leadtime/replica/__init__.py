@@ -24,17 +24,19 @@ pool queue split evenly — summing over pods gives the queue depth, as Promethe
 
 Closed-form functions used by the fluid simulator (same numbers as the per-request model):
 `profile.tpot_s(b)`, `prefill_s(tokens)`, `max_concurrency(in, out)`, `cost_per_request_s(in, out, b)`,
-`throughput_rps(in, out[, b])`, `latency_at(in, out, b) -> (ttft_s, e2e_s)`, `replicas_for(rate, in, out)`.
+`throughput_rps(in, out[, b])`, `latency_at(in, out, b) -> (ttft_s, e2e_s)`, `replicas_for(rate, in, out)`,
+and `load_test(slo_metric, slo_p95_s) -> LoadTest` at the profile's reference token mix (the capacity prior).
 """
 
 from leadtime.replica.coldstart import ColdStart, parse_cold_start, parse_duration_s
 from leadtime.replica.pool import PoolModel, ReplicaMetrics, Request
-from leadtime.replica.profile import ReplicaProfile
+from leadtime.replica.profile import LoadTest, ReplicaProfile
 from leadtime.replica.profiles import DEFAULT_PROFILE, PROFILES, get_profile
 
 __all__ = [
     "ColdStart",
     "DEFAULT_PROFILE",
+    "LoadTest",
     "PROFILES",
     "PoolModel",
     "ReplicaMetrics",

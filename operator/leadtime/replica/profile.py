@@ -19,6 +19,16 @@ def _at_most(value, ceiling: float):  # noqa: ANN001, ANN202
 
 
 @dataclass(frozen=True)
+class LoadTest:
+    """What a load test of one replica at the profile's reference token mix reports."""
+
+    capacity_rps: float  # requests/s one replica sustains with each request within the SLO
+    concurrency: int  # the concurrent requests it ran at
+    input_tokens: float
+    output_tokens: float
+
+
+@dataclass(frozen=True)
 class ReplicaProfile:
     """One model on one replica (its GPUs), as a continuous-batching server sees it.
 
@@ -28,6 +38,9 @@ class ReplicaProfile:
       `tpot_s(b) = decode_base_s + decode_per_seq_s * b` for a batch of `b` sequences;
     - at most `max_num_seqs` sequences run at once, and their tokens (input + output) must fit in
       `kv_cache_tokens`; the rest wait in a FIFO queue.
+
+    `reference_input_tokens`/`reference_output_tokens` are the fixed token mix of the profile's load
+    test (`load_test`), the only capacity figure a user has before traffic arrives.
     """
 
     name: str
@@ -40,12 +53,16 @@ class ReplicaProfile:
     price_per_gpu_hour: float = 6.88
     cold_start: ColdStart = field(default_factory=lambda: parse_cold_start("lognormal:p50=22.7,p99=51.9"))
     notes: str = ""
+    reference_input_tokens: float = 1000.0
+    reference_output_tokens: float = 250.0
 
     def __post_init__(self) -> None:
         if self.prefill_tokens_per_s <= 0 or self.decode_base_s <= 0 or self.decode_per_seq_s < 0:
             raise ValueError(f"profile {self.name}: speeds must be positive")
         if self.max_num_seqs < 1 or self.kv_cache_tokens < 1:
             raise ValueError(f"profile {self.name}: max_num_seqs and kv_cache_tokens must be >= 1")
+        if not (self.reference_input_tokens >= 1 and self.reference_output_tokens >= 1):
+            raise ValueError(f"profile {self.name}: reference token counts must be >= 1")
 
     def with_cold_start(self, spec: str | ColdStart) -> ReplicaProfile:
         cold = parse_cold_start(spec) if isinstance(spec, str) else spec
@@ -98,6 +115,18 @@ class ReplicaProfile:
         e2e = ttft + _at_least(output_tokens - 1.0, 0.0) * self.tpot_s(b) / (1.0 - stalled)
         return ttft, e2e
 
+    def load_test(self, slo_metric: str, slo_p95_s: float) -> LoadTest:
+        """A concurrency sweep at the reference mix (as vLLM's benchmark_serving --max-concurrency or
+        guidellm's sweep run it): the highest throughput at a concurrency whose latency still meets the
+        SLO. Every request of a fixed-mix test has the same latency, so its p95 is that latency; a mix
+        whose SLO even one request alone misses reports concurrency 1."""
+        inp, out = self.reference_input_tokens, self.reference_output_tokens
+        index = 0 if slo_metric == "ttft" else 1
+        batch = self.max_concurrency(inp, out)
+        while batch > 1 and self.latency_at(inp, out, batch)[index] > slo_p95_s:
+            batch -= 1
+        return LoadTest(self.throughput_rps(inp, out, batch), batch, inp, out)
+
     def replicas_for(
         self, rate_rps: float, input_tokens: float, output_tokens: float, utilisation: float = 0.85
     ) -> int:
@@ -117,6 +146,8 @@ class ReplicaProfile:
             "gpus_per_replica": self.gpus_per_replica,
             "price_per_gpu_hour": self.price_per_gpu_hour,
             "cold_start": self.cold_start.spec,
+            "reference_input_tokens": self.reference_input_tokens,
+            "reference_output_tokens": self.reference_output_tokens,
         }
 
     @classmethod
@@ -124,6 +155,7 @@ class ReplicaProfile:
         known = {
             "name", "prefill_tokens_per_s", "decode_base_s", "decode_per_seq_s", "max_num_seqs",
             "kv_cache_tokens", "gpus_per_replica", "price_per_gpu_hour", "cold_start", "notes",
+            "reference_input_tokens", "reference_output_tokens",
         }
         unknown = set(data) - known
         if unknown:

@@ -4,6 +4,11 @@ The numbers are round figures from public vLLM measurements (bf16, no speculativ
 cache); they are meant to give the right *shape* (throughput per replica, how latency grows with the
 batch, how long a replica takes to start), not to predict one specific deployment. Override any of them
 with a YAML profile (`leadtime simulate --profile my.yaml`).
+
+Each profile states the token mix of its load test (`reference_input_tokens`/`reference_output_tokens`):
+1,000 input and 250 output tokens, a chat-sized request near the middle of public serving benchmarks.
+`profile.load_test(slo_metric, slo_p95_s)` is that test's result, the capacity prior the simulator hands
+leadtime (never the trace's own token counts).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ PROFILES: dict[str, ReplicaProfile] = {
         price_per_gpu_hour=6.88,
         cold_start=parse_cold_start("lognormal:p50=22.7,p99=51.9"),
         notes="Llama-3.1-8B, 1x H100-80G, vLLM bf16",
+        reference_input_tokens=1000.0,
+        reference_output_tokens=250.0,
     ),
     # Llama-3.1-70B on four H100-80G (tensor parallel 4).
     # - prefill: 140 GFLOP/token over 4 GPUs at ~40% MFU incl. all-reduce -> ~8k tokens/s.
@@ -49,6 +56,8 @@ PROFILES: dict[str, ReplicaProfile] = {
         price_per_gpu_hour=6.88,
         cold_start=parse_cold_start("lognormal:p50=84,p99=150"),
         notes="Llama-3.1-70B, 4x H100-80G TP4, vLLM bf16",
+        reference_input_tokens=1000.0,
+        reference_output_tokens=250.0,
     ),
     # Llama-3.1-8B on one A100-80G: ~half the prefill rate and ~1.6x the decode step of an H100.
     "llama-8b-a100": ReplicaProfile(
@@ -62,6 +71,8 @@ PROFILES: dict[str, ReplicaProfile] = {
         price_per_gpu_hour=3.43,
         cold_start=parse_cold_start("lognormal:p50=22.7,p99=51.9"),
         notes="Llama-3.1-8B, 1x A100-80G, vLLM bf16",
+        reference_input_tokens=1000.0,
+        reference_output_tokens=250.0,
     ),
 }
 

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from leadtime.sim.traces import TraceError
 
 FORMATS = ("azure", "mooncake", "servegen")
@@ -26,6 +28,11 @@ FORMATS = ("azure", "mooncake", "servegen")
 # and a very bursty one do not add up to a gamma process of any single CV, so each band gets its own
 # row (rows of one window add up in the rate CSV).
 CV_BANDS = (1.5, 3.0, 10.0, float("inf"))
+
+# Token-length CDFs are mixed on this grid (every length to 1,024 tokens, then 1.7% steps to 1M): the
+# p95 of a window is the p95 of the rate-weighted mixture of its clients' length PDFs, read off the
+# grid (exact below 1,024 tokens, within a step above).
+TOKEN_GRID = np.unique(np.concatenate((np.arange(1.0, 1025.0), np.round(np.geomspace(1024.0, 2.0**20, 400)))))
 
 
 def import_trace(fmt: str, src: str | Path, out: str | Path, *, category: str | None = None) -> int:
@@ -38,7 +45,8 @@ def import_trace(fmt: str, src: str | Path, out: str | Path, *, category: str | 
     elif fmt == "mooncake":
         header, rows = ["arrival_s", "input_tokens", "output_tokens"], list(_mooncake_rows(src))
     elif fmt == "servegen":
-        header = ["start_s", "duration_s", "rate_rps", "input_tokens", "output_tokens", "iat_cv"]
+        header = ["start_s", "duration_s", "rate_rps", "input_tokens", "output_tokens", "iat_cv",
+                  "input_p95", "output_p95"]
         rows = servegen_rows(src, category)
     else:
         raise TraceError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
@@ -122,25 +130,49 @@ def _pdf_mean(text: str) -> float | None:
     return sum(float(k) * p for k, p in pdf.items()) / total if total > 0 else None
 
 
-def _token_means(dataset_text: str | None) -> list[tuple[float, float | None, float | None]]:
-    """(period start s, mean input, mean output) per token-length period of one client."""
+def _pdf_cdf(text: str) -> np.ndarray | None:
+    """The token-length CDF of a ServeGen PDF on TOKEN_GRID (None for an empty PDF)."""
+    pdf = ast.literal_eval(text) if text and text != "{}" else {}
+    total = sum(pdf.values())
+    if total <= 0:
+        return None
+    lengths = np.asarray(sorted(pdf), dtype=float)
+    cumulative = np.cumsum([pdf[k] for k in sorted(pdf)]) / total
+    at = np.searchsorted(lengths, TOKEN_GRID, side="right")
+    return np.where(at > 0, cumulative[np.maximum(at - 1, 0)], 0.0)
+
+
+def _grid_quantile(cdf: np.ndarray, q: float) -> float:
+    return float(TOKEN_GRID[min(int(np.searchsorted(cdf, q * cdf[-1])), len(TOKEN_GRID) - 1)])
+
+
+_Period = tuple[float, float | None, float | None, str, str]  # start, mean in, mean out, pdf texts
+
+
+def _token_means(dataset_text: str | None) -> list[_Period]:
+    """(period start s, mean input, mean output, input PDF, output PDF) per period of one client."""
     if not dataset_text:
         return []
     periods = []
     for start, entry in json.loads(dataset_text).items():
-        periods.append((float(start), _pdf_mean(entry.get("input_tokens", "{}")),
-                        _pdf_mean(entry.get("output_tokens", "{}"))))
+        inp, out = entry.get("input_tokens", "{}"), entry.get("output_tokens", "{}")
+        periods.append((float(start), _pdf_mean(inp), _pdf_mean(out), inp, out))
     return sorted(periods)
 
 
-def _nearest(periods: list[tuple[float, float | None, float | None]], at_s: float, which: int) -> float | None:
-    best: tuple[float, float] | None = None
-    for start, *means in periods:
-        value = means[which - 1]
+def _nearest_period(periods: list[_Period], at_s: float, which: int) -> _Period | None:
+    best: tuple[float, _Period] | None = None
+    for period in periods:
+        start, value = period[0], period[which]
         if value is not None and (best is None or abs(start - at_s) < best[0] or start <= at_s):
             if best is None or start <= at_s or abs(start - at_s) < best[0]:
-                best = (abs(start - at_s), value)
+                best = (abs(start - at_s), period)
     return None if best is None else best[1]
+
+
+def _nearest(periods: list[_Period], at_s: float, which: int) -> float | None:
+    period = _nearest_period(periods, at_s, which)
+    return None if period is None else period[which]
 
 
 def servegen_rows(src: Path, category: str | None) -> list[list[str]]:
@@ -154,7 +186,19 @@ def servegen_rows(src: Path, category: str | None) -> list[list[str]]:
     if category not in files:
         raise TraceError(f"{src}: no category {category!r} (found {', '.join(sorted(files))})")
     windows: dict[tuple[float, int], list[float]] = {}  # (start, cv band) -> [rate, rate*cv^2, rate*in, rate*out]
+    mixtures: dict[tuple[float, int], list[np.ndarray | None]] = {}  # (start, band) -> rate-weighted CDFs
     client_windows: list[tuple[float, float, float, float | None, float | None]] = []
+    client_cdfs: list[tuple[np.ndarray | None, np.ndarray | None]] = []
+    cdf_cache: dict[str, np.ndarray | None] = {}
+
+    def cdf_of(period: _Period | None, which: int) -> np.ndarray | None:
+        if period is None:
+            return None
+        text = period[which + 2]
+        if text not in cdf_cache:
+            cdf_cache[text] = _pdf_cdf(text)
+        return cdf_cache[text]
+
     starts: set[float] = set()
     for client, parts in files[category].items():
         if "trace.csv" not in parts:
@@ -170,13 +214,21 @@ def servegen_rows(src: Path, category: str | None) -> list[list[str]]:
                 raise TraceError(f"chunk-{client}-trace.csv:{line_no}: bad row {','.join(row)}") from None
             starts.add(start)
             if rate > 0:
-                client_windows.append((start, rate, cv, _nearest(periods, start, 1), _nearest(periods, start, 2)))
-    # Clients without any token-length data get the rate-weighted mean of those with data.
+                nearest_in, nearest_out = _nearest_period(periods, start, 1), _nearest_period(periods, start, 2)
+                client_windows.append((start, rate, cv, None if nearest_in is None else nearest_in[1],
+                                       None if nearest_out is None else nearest_out[2]))
+                client_cdfs.append((cdf_of(nearest_in, 1), cdf_of(nearest_out, 2)))
+    # Clients without any token-length data get the rate-weighted mean (and mixed PDF) of those with data.
     known = [(r, i, o) for _, r, _, i, o in client_windows if i is not None and o is not None]
     weight = sum(r for r, _, _ in known) or 1.0
     default_in = sum(r * i for r, i, _ in known) / weight if known else 1000.0
     default_out = sum(r * o for r, _, o in known) / weight if known else 250.0
-    for start, rate, cv, inp, out in client_windows:
+    default_cdfs: list[np.ndarray | None] = [None, None]
+    for which in (0, 1):
+        parts_cdf = [(w[1], c[which]) for w, c in zip(client_windows, client_cdfs, strict=True) if c[which] is not None]
+        if parts_cdf:
+            default_cdfs[which] = sum(r * c for r, c in parts_cdf) / sum(r for r, _ in parts_cdf)
+    for (start, rate, cv, inp, out), cdfs in zip(client_windows, client_cdfs, strict=True):
         band = next(i for i, upper in enumerate(CV_BANDS) if cv <= upper)
         acc = windows.setdefault((start, band), [0.0, 0.0, 0.0, 0.0])
         acc[0] += rate
@@ -185,14 +237,26 @@ def servegen_rows(src: Path, category: str | None) -> list[list[str]]:
         acc[1] += rate * cv * cv
         acc[2] += rate * (inp if inp is not None else default_in)
         acc[3] += rate * (out if out is not None else default_out)
+        mixture = mixtures.setdefault((start, band), [None, None])
+        for which in (0, 1):
+            cdf = cdfs[which] if cdfs[which] is not None else default_cdfs[which]
+            if cdf is not None:
+                mixture[which] = rate * cdf if mixture[which] is None else mixture[which] + rate * cdf
+
+    def p95(cdf: np.ndarray | None) -> str:
+        # No length PDF anywhere: left empty, so the loader applies its documented default spread.
+        return "" if cdf is None else f"{_grid_quantile(cdf, 0.95):.0f}"
+
     ordered = sorted(starts)
     step = min((b - a for a, b in zip(ordered, ordered[1:], strict=False)), default=600.0)
     rows = []
     for start in ordered:
         bands = [(band, windows[(start, band)]) for band in range(len(CV_BANDS)) if (start, band) in windows]
         if not bands:
-            rows.append([f"{start:g}", f"{step:g}", "0", f"{default_in:.1f}", f"{default_out:.1f}", "1"])
-        for _, (rate, rate_cv2, rate_in, rate_out) in bands:
+            rows.append([f"{start:g}", f"{step:g}", "0", f"{default_in:.1f}", f"{default_out:.1f}", "1",
+                         p95(default_cdfs[0]), p95(default_cdfs[1])])
+        for band, (rate, rate_cv2, rate_in, rate_out) in bands:
+            mixture = mixtures[(start, band)]
             rows.append([f"{start:g}", f"{step:g}", f"{rate:.4f}", f"{rate_in / rate:.1f}",
-                         f"{rate_out / rate:.1f}", f"{(rate_cv2 / rate) ** 0.5:.3f}"])
+                         f"{rate_out / rate:.1f}", f"{(rate_cv2 / rate) ** 0.5:.3f}", p95(mixture[0]), p95(mixture[1])])
     return rows

@@ -65,6 +65,7 @@ def make_scenario(
     tick_s: float | None = None,
     max_replicas: int | None = None,
     queue_limit: int | None = None,
+    prior_error: float = 1.0,
 ) -> Scenario:
     trace = trace if isinstance(trace, Trace) else load_trace(trace)
     if tick_s is None:
@@ -75,7 +76,12 @@ def make_scenario(
     # max_replicas, its first minute the warm pool.
     need = interactive_need(arrivals, profile, slo_metric, slo_p95_s)
     peak = peak_replicas(need)
-    mean_in, mean_out = trace.mean_tokens
+    if not (math.isfinite(prior_error) and prior_error > 0):
+        raise ValueError(f"prior error must be a positive number, got {prior_error}")
+    # The user's load test of one replica at the profile's reference token mix, scaled by how wrong
+    # it is (prior_error 0.5: it found half the truth); never the trace's tokens nor the simulator's
+    # throughput at them.
+    load_test = profile.load_test(slo_metric, slo_p95_s)
     policy_config = PolicyConfig(
         slo_p95_s=slo_p95_s,
         slo_metric=slo_metric,  # type: ignore[arg-type]
@@ -86,8 +92,8 @@ def make_scenario(
         price_per_gpu_hour=profile.price_per_gpu_hour,
         # Priors a user would take from a load test of one replica; the configured cold start is
         # deliberately not passed (cold_start_prior_s keeps its default): the policy must learn it.
-        max_concurrency=profile.max_concurrency(mean_in, mean_out),
-        replica_capacity_rps=round(profile.throughput_rps(mean_in, mean_out) * 0.8, 2),
+        max_concurrency=load_test.concurrency,
+        replica_capacity_rps=round(load_test.capacity_rps * prior_error, 2),
     )
     config = SimConfig(profile=profile, policy_config=policy_config, slo_metric=slo_metric,
                        slo_p95_s=slo_p95_s, seed=seed, queue_limit=queue_limit,

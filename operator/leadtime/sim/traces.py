@@ -1,9 +1,10 @@
 """Canonical trace formats and their expansion into per-tick arrivals for the simulator.
 
 - request CSV: `arrival_s,input_tokens,output_tokens[,class]` — one row per request.
-- rate CSV: `start_s,duration_s,rate_rps,input_tokens,output_tokens[,iat_cv][,class]` — one row per
-  window; arrivals are synthesised inside each window at the mean rate with gamma inter-arrivals of
-  the given CV (default 1, Poisson), from a seed.
+- rate CSV: `start_s,duration_s,rate_rps,input_tokens,output_tokens[,iat_cv][,input_p95,output_p95][,class]`
+  — one row per window; arrivals are synthesised inside each window at the mean rate with gamma
+  inter-arrivals of the given CV (default 1, Poisson), from a seed. Token lengths are lognormal with
+  the row's mean and p95 (default p95: `DEFAULT_P95_OVER_MEAN` times the mean).
 
 `class` is `interactive` (default) or `batch`. Files may be gzip-compressed (`.csv.gz`).
 """
@@ -40,6 +41,21 @@ EXACT_ARRIVALS_MAX_PER_TICK = 20.0
 MAX_IAT_CV = 4.0
 
 
+# When a rate trace gives only mean token lengths, its p95 is taken as this multiple of the mean: the
+# ratios of the Azure LLM conversation trace (2023) itself, input p95/mean 4083/1155 = 3.5 and output
+# 451/211 = 2.1 (its coding trace has 3.6 for inputs too). A lognormal with that mean and p95 has
+# sigma 1.20 (inputs) and 0.54 (outputs).
+DEFAULT_P95_OVER_MEAN = (3.5, 2.1)
+
+# z-score of the 95th percentile of a standard normal.
+Z95 = 1.6448536269514722
+
+# Rate traces are synthesised request by request (each with its own drawn token lengths) while the
+# whole run holds at most this many requests; above it (multi-day traces at thousands of requests/s)
+# each tick is one cohort at the window's mean lengths, as the fluid engine takes it.
+PER_REQUEST_MAX = 3_000_000
+
+
 class TraceError(ValueError):
     """A trace file that cannot be read; the message names the file and the line."""
 
@@ -57,12 +73,42 @@ class Trace:
     output_tokens: np.ndarray
     iat_cv: np.ndarray  # rates only
     is_batch: np.ndarray  # bool
+    # rates only: p95 token lengths per window (NaN where the file has none: the default spread)
+    input_p95: np.ndarray | None = None
+    output_p95: np.ndarray | None = None
 
     @property
     def span_s(self) -> float:
         if self.kind == "rates":
             return float((self.start_s + self.duration_s).max()) if len(self.start_s) else 0.0
         return float(self.start_s.max()) + 1.0 if len(self.start_s) else 0.0
+
+    def slice(self, start_s: float, duration_s: float | None = None) -> Trace:
+        """The part of the trace in [start_s, start_s + duration_s), re-based to start at 0.
+
+        Requests keep those arriving inside; rate windows overlapping the slice are clipped to it."""
+        if start_s < 0 or (duration_s is not None and duration_s <= 0):
+            raise TraceError(f"{self.name}: a slice needs start >= 0 and a positive duration")
+        end_s = math.inf if duration_s is None else start_s + duration_s
+        if self.kind == "requests":
+            keep = (self.start_s >= start_s) & (self.start_s < end_s)
+            starts, durations = self.start_s[keep] - start_s, self.duration_s[keep]
+        else:
+            ends = self.start_s + self.duration_s
+            keep = (ends > start_s) & (self.start_s < end_s)
+            clipped_start = np.maximum(self.start_s[keep], start_s)
+            durations = np.minimum(ends[keep], end_s) - clipped_start
+            starts = clipped_start - start_s
+        if not keep.any():
+            raise TraceError(f"{self.name}: nothing in the slice [{start_s:g} s, {end_s:g} s) "
+                             f"(the trace spans {self.span_s:g} s)")
+
+        def part(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[keep]
+
+        return Trace(self.name, self.kind, starts, durations, self.rate_rps[keep], self.input_tokens[keep],
+                     self.output_tokens[keep], self.iat_cv[keep], self.is_batch[keep],
+                     part(self.input_p95), part(self.output_p95))
 
     @property
     def mean_tokens(self) -> tuple[float, float]:
@@ -99,6 +145,8 @@ def load_trace(path: str | Path) -> Trace:
         has_cv = kind == "rates" and "iat_cv" in header
         class_at = header.index("class") if "class" in header else None
         cv_at = header.index("iat_cv") if has_cv else None
+        p95_at = [header.index(c) if kind == "rates" and c in header else None
+                  for c in ("input_p95", "output_p95")]
         rows: list[list[float]] = []
         classes: list[bool] = []
         for line_no, row in enumerate(reader, start=2):
@@ -107,14 +155,18 @@ def load_trace(path: str | Path) -> Trace:
             try:
                 values = [float(row[i]) for i in range(numeric)]
                 cv = float(row[cv_at]) if cv_at is not None and row[cv_at].strip() else 1.0
+                p95s = [float(row[at]) if at is not None and len(row) > at and row[at].strip() else math.nan
+                        for at in p95_at]
             except (ValueError, IndexError):
                 raise TraceError(f"{path}:{line_no}: expected numbers, got {','.join(row)}") from None
-            if any(math.isnan(v) or v < 0 for v in values):
-                raise TraceError(f"{path}:{line_no}: values must be non-negative numbers")
+            if any(not math.isfinite(v) or v < 0 for v in values):
+                raise TraceError(f"{path}:{line_no}: values must be finite non-negative numbers")
+            if any(not (math.isnan(v) or (math.isfinite(v) and v >= 0)) for v in p95s):
+                raise TraceError(f"{path}:{line_no}: input_p95 and output_p95 must be non-negative numbers")
             request_class = row[class_at].strip() if class_at is not None and len(row) > class_at else ""
             if request_class not in ("", *CLASSES):
                 raise TraceError(f"{path}:{line_no}: class must be interactive or batch, got {request_class}")
-            rows.append([*values, cv])
+            rows.append([*values, cv, *p95s])
             classes.append(request_class == "batch")
     if not rows:
         raise TraceError(f"{path}: no rows")
@@ -128,7 +180,21 @@ def load_trace(path: str | Path) -> Trace:
                      np.ones(n), is_batch)
     if (data[:, 1] <= 0).any():
         raise TraceError(f"{path}: duration_s must be positive")
-    return Trace(name, kind, data[:, 0], data[:, 1], data[:, 2], data[:, 3], data[:, 4], data[:, 5], is_batch)
+    return Trace(name, kind, data[:, 0], data[:, 1], data[:, 2], data[:, 3], data[:, 4], data[:, 5], is_batch,
+                 data[:, 6], data[:, 7])
+
+
+def lognormal_sigma(mean: np.ndarray, p95: np.ndarray, default_ratio: float) -> np.ndarray:
+    """Sigma of the lognormal with this mean and p95 (NaN p95: `default_ratio` x mean).
+
+    ln p95 = mu + Z95 sigma and ln mean = mu + sigma^2/2 give sigma^2/2 - Z95 sigma + ln(p95/mean) = 0;
+    the smaller root is the one that keeps p95 above the median. A p95 at or below the mean has no
+    right-skewed fit: no spread (sigma 0). Ratios past the largest a lognormal reaches (e^(Z95^2/2),
+    3.87) take its sigma, Z95."""
+    mean = np.asarray(mean, dtype=float)
+    ratio = np.where(np.isnan(p95), default_ratio, np.asarray(p95, dtype=float) / np.maximum(mean, 1e-9))
+    log_ratio = np.log(np.maximum(ratio, 1.0))
+    return Z95 - np.sqrt(np.maximum(Z95 * Z95 - 2.0 * log_ratio, 0.0))
 
 
 @dataclass
@@ -138,7 +204,8 @@ class ClassArrivals:
     count: np.ndarray  # int, per tick
     input_tokens: np.ndarray  # mean per tick (0 where no arrivals)
     output_tokens: np.ndarray
-    # Per-request arrays, sorted by arrival (request traces only); tick t holds
+    # Per-request arrays, sorted by arrival (request traces, and rate traces up to PER_REQUEST_MAX
+    # requests, with drawn token lengths); tick t holds
     # requests first[t] .. first[t] + count[t].
     request_arrival_s: np.ndarray | None = None
     request_input_tokens: np.ndarray | None = None
@@ -206,8 +273,12 @@ def _rate_arrivals(trace: Trace, mask: np.ndarray, tick_s: float, n_ticks: int, 
     count = np.zeros(n_ticks, dtype=np.int64)
     in_sum = np.zeros(n_ticks)
     out_sum = np.zeros(n_ticks)
-    for start, duration, rate, cv, inp, out in zip(
-        trace.start_s[mask], trace.duration_s[mask], trace.rate_rps[mask] * scale, trace.iat_cv[mask],
+    expected = float((trace.rate_rps[mask] * scale * trace.duration_s[mask]).sum())
+    per_request = expected <= PER_REQUEST_MAX
+    drawn_windows: list[tuple[int, int, np.ndarray]] = []  # (window index, first tick, counts per tick)
+    windows = np.flatnonzero(mask)
+    for index, start, duration, rate, cv, inp, out in zip(
+        windows, trace.start_s[mask], trace.duration_s[mask], trace.rate_rps[mask] * scale, trace.iat_cv[mask],
         trace.input_tokens[mask], trace.output_tokens[mask], strict=True,
     ):
         first_tick = int(start // tick_s)
@@ -224,8 +295,8 @@ def _rate_arrivals(trace: Trace, mask: np.ndarray, tick_s: float, n_ticks: int, 
             counts = np.floor(drawn + rng.random(span)).astype(np.int64)
         else:
             shape = 1.0 / (cv * cv)
-            expected = rate * duration
-            gaps = rng.gamma(shape, 1.0 / (rate * shape), int(expected + 6 * math.sqrt(expected * cv * cv + 1) + 10))
+            mean_n = rate * duration
+            gaps = rng.gamma(shape, 1.0 / (rate * shape), int(mean_n + 6 * math.sqrt(mean_n * cv * cv + 1) + 10))
             # Start at a random phase of the renewal process so windows do not all begin with an arrival.
             at = start + np.cumsum(gaps) - gaps[0] * rng.random()
             at = at[(at >= start) & (at < start + duration)]
@@ -233,7 +304,41 @@ def _rate_arrivals(trace: Trace, mask: np.ndarray, tick_s: float, n_ticks: int, 
             ticks = ticks[(ticks >= 0) & (ticks < span)]
             counts = np.bincount(ticks, minlength=span)[:span]
         count[first_tick:last_tick] += counts
-        in_sum[first_tick:last_tick] += counts * inp
-        out_sum[first_tick:last_tick] += counts * out
+        if per_request:
+            drawn_windows.append((int(index), first_tick, counts))
+        else:
+            in_sum[first_tick:last_tick] += counts * inp
+            out_sum[first_tick:last_tick] += counts * out
+    if per_request:
+        return _drawn_requests(trace, drawn_windows, count, tick_s, rng)
     safe = np.maximum(count, 1)
     return ClassArrivals(count, in_sum / safe, out_sum / safe)
+
+
+def _drawn_requests(trace: Trace, drawn_windows: list[tuple[int, int, np.ndarray]], count: np.ndarray,
+                    tick_s: float, rng: np.random.Generator) -> ClassArrivals:
+    """Per-request arrivals for a rate trace: uniform inside their tick, with lognormal token lengths
+    of their window's mean and p95 (so the long prompts that set a real p95 are there)."""
+    n_ticks = len(count)
+    if drawn_windows:
+        window = np.concatenate([np.full(int(c.sum()), w) for w, _, c in drawn_windows])
+        ticks = np.concatenate([np.repeat(np.arange(t0, t0 + len(c)), c) for _, t0, c in drawn_windows])
+    else:
+        window, ticks = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    at = (ticks + rng.random(len(ticks))) * tick_s
+    nan = np.full(len(trace.start_s), math.nan)
+    tokens = []
+    for means, p95, ratio in ((trace.input_tokens, trace.input_p95, DEFAULT_P95_OVER_MEAN[0]),
+                              (trace.output_tokens, trace.output_p95, DEFAULT_P95_OVER_MEAN[1])):
+        sigma = lognormal_sigma(means, nan if p95 is None else p95, ratio)[window]
+        mean = means[window]
+        # mu = ln(mean) - sigma^2/2 keeps each window's mean token count; lengths are whole tokens >= 1.
+        drawn = np.exp(np.log(np.maximum(mean, 1.0)) - sigma * sigma / 2.0 + sigma * rng.standard_normal(len(at)))
+        tokens.append(np.maximum(1.0, np.rint(drawn)))
+    order = np.argsort(at, kind="stable")
+    at, inp, out, ticks = at[order], tokens[0][order], tokens[1][order], ticks[order]
+    safe = np.maximum(count, 1)
+    in_mean = np.bincount(ticks, weights=inp, minlength=n_ticks)[:n_ticks] / safe
+    out_mean = np.bincount(ticks, weights=out, minlength=n_ticks)[:n_ticks] / safe
+    first = np.concatenate(([0], np.cumsum(count)[:-1]))
+    return ClassArrivals(count, in_mean, out_mean, at, inp, out, first)
