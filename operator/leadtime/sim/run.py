@@ -66,7 +66,10 @@ def make_scenario(
     max_replicas: int | None = None,
     queue_limit: int | None = None,
     prior_error: float = 1.0,
+    load_test_tokens: tuple[float, float] | None = None,
 ) -> Scenario:
+    """A trace, a replica profile and an SLO ready to simulate. leadtime's capacity prior is a load test
+    of one replica at `load_test_tokens` (default: the profile's reference mix), times `prior_error`."""
     trace = trace if isinstance(trace, Trace) else load_trace(trace)
     if tick_s is None:
         # 1-s ticks resolve TTFT queueing; multi-day traces use 5-s ticks to stay within a minute.
@@ -81,7 +84,9 @@ def make_scenario(
     # The user's load test of one replica at the profile's reference token mix, scaled by how wrong
     # it is (prior_error 0.5: it found half the truth); never the trace's tokens nor the simulator's
     # throughput at them.
-    load_test = profile.load_test(slo_metric, slo_p95_s)
+    tested = profile if load_test_tokens is None else replace(
+        profile, reference_input_tokens=load_test_tokens[0], reference_output_tokens=load_test_tokens[1])
+    load_test = tested.load_test(slo_metric, slo_p95_s)
     policy_config = PolicyConfig(
         slo_p95_s=slo_p95_s,
         slo_metric=slo_metric,  # type: ignore[arg-type]
