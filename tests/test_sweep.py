@@ -13,7 +13,15 @@ from leadtime.policy.baselines.common import geometric_grid
 from leadtime.policy.types import PolicyConfig
 from leadtime.replica import get_profile
 from leadtime.sim.run import make_scenario, policy_runs
-from leadtime.sim.sweep import TARGET_PARAM, chosen_targets, first_pass, run_many, run_seeds, run_sweep, second_pass
+from leadtime.sim.sweep import (
+    TARGET_PARAM,
+    chosen_targets,
+    first_pass,
+    run_many,
+    run_seeds,
+    run_sweep,
+    second_pass,
+)
 from leadtime.sim.traces import load_trace
 
 TRACES = pathlib.Path(__file__).parents[1] / "benchmarks" / "traces"

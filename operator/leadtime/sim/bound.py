@@ -137,15 +137,34 @@ class BoundedRun(RunResult):
     """A run with its GPU-hours over the bound's (`x_bound` in its JSON)."""
 
     x_bound: float | None = None
+    floor_gpu_hours: float | None = None  # this run's floor (run_floor_gpu_hours): the bound less its unfinished work
 
     def to_json(self) -> dict:
         doc = super().to_json()
         doc["x_bound"] = None if self.x_bound is None else round(self.x_bound, 4)
+        if self.floor_gpu_hours is not None:
+            doc["floor_gpu_hours"] = round(self.floor_gpu_hours, 4)
         return doc
 
 
-def with_x_bound(result: RunResult, bound_gpu_hours: float) -> BoundedRun:
-    """`result` with `x_bound` = its GPU-hours / the bound's (None if the bound is 0: no traffic)."""
+def with_x_bound(result: RunResult, bound_gpu_hours: float, floor_gpu_hours: float | None = None) -> BoundedRun:
+    """`result` with `x_bound` = its GPU-hours / the bound's (None if the bound is 0: no traffic), and
+    its own floor when given."""
     ratio = result.metrics.gpu_hours / bound_gpu_hours if bound_gpu_hours > 0 else None
-    values = {f.name: getattr(result, f.name) for f in fields(result) if f.name != "x_bound"}
-    return BoundedRun(**values, x_bound=ratio)
+    values = {f.name: getattr(result, f.name) for f in fields(result) if f.name not in ("x_bound", "floor_gpu_hours")}
+    return BoundedRun(**values, x_bound=ratio, floor_gpu_hours=floor_gpu_hours)
+
+
+def run_floor_gpu_hours(bound: FluidBound, metrics: RunMetrics, profile: ReplicaProfile) -> float:
+    """The least a run that leaves requests unfinished at the end can bill: the bound less the work
+    of what it did not finish (queued, running or draining), counted whole at the bound's batch.
+
+    Every run is at or above this floor; a run that finished everything has the bound itself. Runs
+    whose queue grows without end (a reactive policy reading completions while a queue builds) can
+    bill less than the bound, and only this floor holds them."""
+    unserved_s = 0.0
+    for name, (_, in_sum, out_sum) in (metrics.unserved_mix or {}).items():
+        batch = bound.max_batch.get(name, float(profile.max_num_seqs))
+        unserved_s += (in_sum / profile.prefill_tokens_per_s
+                       + out_sum * (profile.decode_per_seq_s + profile.decode_base_s / batch))
+    return max(0.0, bound.gpu_hours - unserved_s * profile.gpus_per_replica / 3600.0)

@@ -36,7 +36,7 @@ from leadtime.sim import fluid
 from leadtime.sim.lifecycle import Pods, SpotTrace
 from leadtime.sim.metrics import RunMetrics, compute_metrics
 from leadtime.sim.prometheus import LATENCY_BUCKETS_S, PrometheusView, histogram_quantile, scrape_times
-from leadtime.sim.traces import Arrivals
+from leadtime.sim.traces import Arrivals, ClassArrivals
 
 __all__ = ["EPOCH_S", "LATENCY_BUCKETS_S", "RunResult", "SimConfig", "Timeline", "histogram_quantile", "simulate"]
 
@@ -281,6 +281,7 @@ def simulate(
             timeline.queued[tick] = groups["interactive"].queued
 
     billed_gpu_s = pods.settle()
+    unserved = {name: _unserved_mix(group, arrivals.classes[name]) for name, group in groups.items()}
     # Requests still queued at the end waited at least until the end: counted with that latency.
     for name, group in groups.items():
         for cohort in group.queue:
@@ -310,6 +311,7 @@ def simulate(
         prices=prices,
         idle_gpu_s=idle_gpu_s,
         starting_gpu_s=starting_gpu_s,
+        unserved=unserved,
         scale_events=pods.scale_events,
         dropped=sum(g.dropped for g in groups.values()),
         requeued=sum(g.requeued for g in groups.values()),
@@ -318,3 +320,19 @@ def simulate(
     )
     params = dict(params if params is not None else getattr(policy, "params", lambda: {})())
     return RunResult(policy.name, params, metrics, timeline, time.perf_counter() - wall_start)
+
+
+def _unserved_mix(group: fluid.Group, cls: ClassArrivals) -> tuple[float, float, float]:
+    """(requests, input tokens, output tokens) not finished at the end: queued, running or draining."""
+    count = in_sum = out_sum = 0.0
+    for _, k, inp, out, first in group.queue:
+        if first >= 0 and cls.request_input_tokens is not None and cls.request_output_tokens is not None:
+            lo, hi = int(first), int(first + k)
+            in_sum += float(cls.request_input_tokens[lo:hi].sum())
+            out_sum += float(cls.request_output_tokens[lo:hi].sum())
+        else:
+            in_sum += k * inp
+            out_sum += k * out
+        count += k
+    in_flight = group.running + group.draining
+    return count + in_flight, in_sum + in_flight * group.running_in, out_sum + in_flight * group.running_out

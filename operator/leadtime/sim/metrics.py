@@ -29,6 +29,9 @@ class RunMetrics:
     batch_lost: float | None = None
     batch_deadline_missed: float | None = None
     starting_gpu_share: float = 0.0  # the part of idle_gpu_share billed while replicas start
+    unserved: float = 0.0  # requests not finished at the end (queued, running or draining)
+    # per service group: (requests, input tokens, output tokens) of those, for the bound's per-run floor
+    unserved_mix: dict[str, tuple[float, float, float]] | None = None
     window_start_s: np.ndarray | None = None  # per window with traffic (plots only, not in JSON)
     window_p95_s: np.ndarray | None = None
 
@@ -47,6 +50,7 @@ class RunMetrics:
             "scale_events": self.scale_events,
             "idle_gpu_share": round(self.idle_gpu_share, 4),
             "starting_gpu_share": round(self.starting_gpu_share, 4),
+            "unserved": round(self.unserved, 1),
             "dropped": int(round(self.dropped)),
             "requests": int(round(self.requests)),
             # null when no request met the target (JSON has no infinity)
@@ -107,6 +111,7 @@ def compute_metrics(
     dropped_at: list[tuple[float, float]] | None = None,
     batch: tuple[float, float] | None = None,
     starting_gpu_s: float = 0.0,
+    unserved: dict[str, tuple[float, float, float]] | None = None,
 ) -> RunMetrics:
     """`dropped_at`: (arrival_s, count) of requests dropped at the queue limit; each is a request beyond
     the SLO, in request attainment and in the window it arrived in (a dropped request was not served in
@@ -145,6 +150,8 @@ def compute_metrics(
         scale_events=scale_events,
         idle_gpu_share=idle_gpu_s / billed if billed > 0 else 0.0,
         starting_gpu_share=starting_gpu_s / billed if billed > 0 else 0.0,
+        unserved=sum(mix[0] for mix in unserved.values()) if unserved else 0.0,
+        unserved_mix=unserved,
         dropped=dropped,
         requests=total_weight,
         requeued=requeued,

@@ -14,7 +14,7 @@ from leadtime.policy import make_policy
 from leadtime.policy.types import Policy, PolicyConfig
 from leadtime.replica import ReplicaProfile
 from leadtime.sim import sweep as sweep_plan
-from leadtime.sim.bound import FluidBound, bound_result, fluid_bound, with_x_bound
+from leadtime.sim.bound import FluidBound, bound_result, fluid_bound, run_floor_gpu_hours, with_x_bound
 from leadtime.sim.clairvoyant import (
     ClairvoyantPlan,
     ClairvoyantPolicy,
@@ -151,13 +151,19 @@ def run_one(name: str, params: dict[str, Any], scenario: Scenario, *, record_tim
         # Planning already ran the clairvoyant's final schedule in the simulator: that run is its result,
         # and its wall time is the whole planning.
         plan = scenario.clairvoyant_plan
-        return with_x_bound(replace(plan.run, params=merged, wall_s=plan.wall_s), scenario.bound.gpu_hours)
+        return _bounded(replace(plan.run, params=merged, wall_s=plan.wall_s), scenario)
     config = scenario.config
     if name == "static":
         # Peak provisioning has always been at its count: it starts there, not from the warm pool.
         config = replace(config, initial_replicas=0)
-    return with_x_bound(simulate(policy, scenario.arrivals, config, params=merged,
-                                 record_timeline=record_timeline, progress=progress), scenario.bound.gpu_hours)
+    return _bounded(simulate(policy, scenario.arrivals, config, params=merged,
+                             record_timeline=record_timeline, progress=progress), scenario)
+
+
+def _bounded(result: RunResult, scenario: Scenario) -> RunResult:
+    """The run with its GPU-hours over the bound's and its own floor (the bound less unfinished work)."""
+    floor = run_floor_gpu_hours(scenario.bound, result.metrics, scenario.profile)
+    return with_x_bound(result, scenario.bound.gpu_hours, floor)
 
 
 def ceil_div(a: float, b: float) -> int:
