@@ -300,19 +300,23 @@ def _print_table(doc: dict[str, Any]) -> None:
     if seeded:
         print(f"mean over {max(len(run.get('per_seed', [])) for run in doc['runs'])} seeds; "
               "sd: standard deviation over seeds")
-    print(f"{'policy':<10} {'params':<34} {'GPU-h':>9} {'cost $':>10} {'win SLO':>8} {'req SLO':>8} "
+    print(f"{'policy':<12} {'params':<34} {'GPU-h':>9} {'x bound':>7} {'cost $':>10} {'win SLO':>8} {'req SLO':>8} "
           f"{'p95 s':>8} {'scales':>7} {'idle':>6} {'wall s':>7}" + (f" {'sd GPU-h':>9} {'sd win':>7}" if seeded else ""))
     for run in doc["runs"]:
-        params = ",".join(f"{k}={v}" for k, v in run["params"].items())
+        # the knobs that vary, in a sweep: target then behaviour, shortened to fit the column
+        params = ",".join(f"{k.split('_')[0] if len(run['params']) > 1 else k}={v}" for k, v in run["params"].items())
+        x_bound = "-" if run.get("x_bound") is None else f"{run['x_bound']:.2f}"
         spread = ""
         if seeded:
             spread = (f" {_sd(run, 'gpu_hours'):>9.2f} {_sd(run, 'slo_window_attainment'):>7.2%}")
-        print(f"{run['policy']:<10} {params[:34]:<34} {run['gpu_hours']:>9.2f} {run['cost_usd']:>10.2f} "
+        print(f"{run['policy']:<12} {params[:34]:<34} {run['gpu_hours']:>9.2f} {x_bound:>7} {run['cost_usd']:>10.2f} "
               f"{run['slo_window_attainment']:>8.2%} {run['slo_request_attainment']:>8.2%} "
               f"{run['p95_latency_s']:>8.2f} {run['scale_events']:>7g} {run['idle_gpu_share']:>6.1%} "
               f"{run['wall_s']:>7.2f}{spread}")
         if run["dropped"]:
-            print(f"{'':<10} dropped {run['dropped']:g} requests")
+            print(f"{'':<12} dropped {run['dropped']:g} requests")
+        if run.get("unserved", 0) > 0.01 * run.get("requests", 0):
+            print(f"{'':<12} left {run['unserved']:.0f} requests unfinished at the end (below the bound's class)")
 
 
 def _sd(run: dict[str, Any], key: str) -> float:
