@@ -186,3 +186,84 @@ def test_ticks_without_the_hook_still_scale_down():
     cluster = FakeCluster(desired=4, ready=4)
     tick(cluster, ScriptedPolicy(2))
     assert cluster.scaled == [("interactive", 2)]
+
+
+# --- the Kubernetes calls, against a recording fake of the client
+
+
+class _Response:
+    def __init__(self, obj):
+        self.data = __import__("json").dumps(obj).encode()
+
+
+class FakeApi:
+    """Answers the few client calls the drain path makes and records the writes."""
+
+    def __init__(self, deployment=None, replica_sets=(), pods=(), missing_pods=()):
+        self.deployment, self.replica_sets, self.pods = deployment, list(replica_sets), list(pods)
+        self.missing_pods = set(missing_pods)
+        self.patches: list[tuple[str, dict]] = []
+
+    def create_namespaced_deployment(self, namespace, manifest, **_):
+        from kubernetes.client.exceptions import ApiException
+
+        raise ApiException(status=409)
+
+    def patch_namespaced_deployment(self, name, namespace, patch, **_):
+        self.patches.append((name, patch))
+
+    def read_namespaced_deployment(self, name, namespace, **_):
+        from kubernetes.client.exceptions import ApiException
+
+        if self.deployment is None:
+            raise ApiException(status=404)
+        return _Response(self.deployment)
+
+    def list_namespaced_replica_set(self, namespace, **_):
+        return _Response({"items": self.replica_sets})
+
+    def list_namespaced_pod(self, namespace, **_):
+        return _Response({"items": self.pods})
+
+    def patch_namespaced_pod(self, name, namespace, patch, **_):
+        from kubernetes.client.exceptions import ApiException
+
+        if name in self.missing_pods:
+            raise ApiException(status=404)
+        self.patches.append((name, patch))
+
+
+def _cluster(api):
+    from leadtime.k8s.cluster import Cluster
+
+    cluster = Cluster.__new__(Cluster)
+    cluster.apps = cluster.core = api
+    return cluster
+
+
+def test_switching_the_prestop_off_removes_the_hook_from_an_existing_deployment():
+    md = copy.deepcopy(MD)
+    for pre_stop_s, lifecycle in [(0, None), (5, {"preStop": {"sleep": {"seconds": 5}}})]:
+        md["spec"]["drain"] = {"terminationGracePeriodSeconds": 60, "preStopSleepSeconds": pre_stop_s}
+        api = FakeApi()
+        _cluster(api)._ensure_deployment(md, "interactive")
+        (_, patch), = api.patches
+        pod = patch["spec"]["template"]["spec"]
+        # None in a strategic merge patch deletes the field.
+        assert pod["containers"][0]["lifecycle"] == lifecycle and pod["terminationGracePeriodSeconds"] == 60
+
+
+def test_pool_pods_are_those_of_our_deployment_and_a_vanished_pod_is_skipped():
+    md = copy.deepcopy(MD)
+    owner = {"uid": "u-1", "controller": True}
+    deployment = {"metadata": {"name": "llama", "uid": "dep-1", "ownerReferences": [owner]}}
+    api = FakeApi(deployment, REPLICA_SETS, [_pod("mine-1", "rs-new"), _pod("foreign", "rs-foreign")],
+                  missing_pods={"gone"})
+    cluster = _cluster(api)
+    assert [p["metadata"]["name"] for p in cluster.pool_pods(md, "interactive")] == ["mine-1"]
+    cluster.annotate_deletion_costs(md, {"mine-1": "3", "gone": "1"})
+    assert api.patches == [("mine-1", {"metadata": {"annotations": {DELETION_COST_ANNOTATION: "3"}}})]
+    # A Deployment of the same name that is not ours, or none at all: nothing to annotate.
+    assert _cluster(FakeApi({"metadata": {"uid": "x", "ownerReferences": []}}, REPLICA_SETS,
+                            [_pod("mine-1", "rs-new")])).pool_pods(md, "interactive") == []
+    assert _cluster(FakeApi(None)).pool_pods(md, "interactive") == []

@@ -106,6 +106,10 @@ class Cluster:
         # It exists: patch everything we own except replicas, which only the control loop changes.
         patch = {"metadata": {k: manifest["metadata"][k] for k in ("labels", "ownerReferences")},
                  "spec": {k: v for k, v in manifest["spec"].items() if k not in ("replicas", "selector")}}
+        # A strategic merge patch keeps what it does not mention: a preStop hook switched off
+        # (drain.preStopSleepSeconds 0) is removed by saying so.
+        for container in patch["spec"]["template"]["spec"]["containers"]:
+            container.setdefault("lifecycle", None)
         retry_on_conflict(lambda: self.apps.patch_namespaced_deployment(
             name, namespace, patch, _content_type=STRATEGIC_MERGE_PATCH, _request_timeout=REQUEST_TIMEOUT_S))
         return []
