@@ -34,7 +34,7 @@ MODEL_LABEL = "serving.leadtime.dev/model"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 NAME = "drain"
 BEFORE, AFTER = 4, 2
-GRACE_S, PRE_STOP_S = 25, 2
+GRACE_S, PRE_STOP_S = 15, 2
 RATE_RPS = 1.2
 INPUT_TOKENS, OUTPUT_TOKENS = 256, 300
 # A slow replica, so each request runs ~10 s and every pod has several in flight at any moment: a pod
@@ -68,6 +68,18 @@ def emulator_samples(port: int) -> dict[tuple[str, str], float]:
             key = (sample.name, sample.labels.get("pod", ""))
             samples[key] = samples.get(key, 0.0) + sample.value
     return samples
+
+
+@pytest.mark.parametrize(("drain", "field"), [
+    ({"terminationGracePeriodSeconds": 3601}, "spec.drain.terminationGracePeriodSeconds"),
+    ({"terminationGracePeriodSeconds": 5, "preStopSleepSeconds": 10}, "spec.drain.preStopSleepSeconds"),
+])
+def test_bad_drain_settings_are_rejected_by_kubectl_apply_naming_the_field(cluster, namespace, crds, drain, field):  # noqa: F811
+    md = drain_spec()
+    md["spec"]["drain"] = drain
+    proc = apply(cluster, namespace, md, check=False)
+    assert proc.returncode != 0, f"{drain} was accepted"
+    assert field in proc.stderr, proc.stderr
 
 
 @pytest.mark.timeout(300)
