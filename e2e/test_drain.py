@@ -36,8 +36,8 @@ NAME = "drain"
 BEFORE, AFTER = 4, 2
 GRACE_S, PRE_STOP_S = 15, 2
 RATE_RPS = 1.2
-INPUT_TOKENS, OUTPUT_TOKENS = 256, 300
-# A slow replica, so each request runs ~10 s and every pod has several in flight at any moment: a pod
+INPUT_TOKENS, OUTPUT_TOKENS = 256, 200
+# A slow replica, so each request runs ~7-9 s and every pod has several in flight at any moment: a pod
 # removed at once would take them down with it. 16 sequences at once keeps two replicas enough.
 PROFILE = {
     "name": "e2e-drain", "prefill_tokens_per_s": 4000.0, "decode_base_s": 0.02, "decode_per_seq_s": 0.004,
