@@ -115,10 +115,12 @@ def load_example(name: str) -> dict[str, Any]:
 
 
 def fast(md: dict[str, Any], *, cold_start: str = "5s", interval_s: int = 2) -> dict[str, Any]:
-    """A copy with e2e-sized timings: short cold start and control interval."""
+    """A copy with e2e-sized timings: short cold start and control interval, and pods that go at once
+    when deleted (the local cluster honours grace periods; e2e/test_drain.py sets its own drain)."""
     md = copy.deepcopy(md)
     spec = md["spec"]
     spec["controlIntervalSeconds"] = interval_s
+    spec.setdefault("drain", {"terminationGracePeriodSeconds": 0, "preStopSleepSeconds": 0})
     spec["model"].setdefault("podAnnotations", {})["leadtime.dev/cold-start"] = cold_start
     spec.setdefault("capacity", {})["coldStartSeconds"] = float(cold_start.rstrip("s"))
     return md

@@ -55,6 +55,8 @@ def deployment(namespace: str, replicas: int) -> dict:
                 "metadata": {"labels": labels, "annotations": {COLD_START_ANNOTATION: "2s"}},
                 "spec": {
                     "nodeSelector": {POOL_LABEL: "on-demand"},
+                    # The local cluster honours grace periods; the namespace teardown need not wait.
+                    "terminationGracePeriodSeconds": 0,
                     "containers": [{
                         "name": "model",
                         "image": PLACEHOLDER_IMAGE,

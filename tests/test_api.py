@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from leadtime.api import (
     DEGRADED,
     READY,
@@ -82,6 +84,30 @@ def test_unknown_field_is_rejected():
 def test_unknown_query_placeholder_is_rejected():
     with pytest.raises(InvalidModelDeployment, match=r"spec.metrics.queries.running: unknown placeholder"):
         parse_model_deployment(minimal(metrics={"queries": {"running": "sum(x{job='${job}'})"}}))
+
+
+def test_drain_defaults_give_a_long_grace_period_and_a_short_prestop():
+    drain = parse_model_deployment(minimal()).spec.drain
+    assert (drain.termination_grace_period_seconds, drain.pre_stop_sleep_seconds) == (600, 10)
+
+
+@given(grace_s=st.integers(-10, 4000), pre_stop_s=st.integers(-10, 4000))
+def test_drain_seconds_are_bounded_and_the_prestop_fits_in_the_grace_period(grace_s, pre_stop_s):
+    obj = minimal(drain={"terminationGracePeriodSeconds": grace_s, "preStopSleepSeconds": pre_stop_s})
+    problems = []
+    if not 0 <= grace_s <= 3600:
+        problems.append("spec.drain.terminationGracePeriodSeconds")
+    if not 0 <= pre_stop_s <= 3600:
+        problems.append("spec.drain.preStopSleepSeconds")
+    if not problems and pre_stop_s > grace_s:
+        problems.append("spec.drain.preStopSleepSeconds")
+    if not problems:
+        drain = parse_model_deployment(obj).spec.drain
+        assert (drain.termination_grace_period_seconds, drain.pre_stop_sleep_seconds) == (grace_s, pre_stop_s)
+        return
+    with pytest.raises(InvalidModelDeployment) as raised:
+        parse_model_deployment(obj)
+    assert set(problems) <= {path for path, _ in raised.value.errors}
 
 
 def test_integer_quantities_are_accepted_as_strings():

@@ -216,6 +216,11 @@ def test_rbac_is_least_privilege(values_file):
         assert "secrets" not in rule["resources"], rule
         if "nodes" in rule["resources"]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+        # Pods are the ReplicaSets' to create and delete; leadtime only reads and annotates them.
+        if "pods" in rule["resources"]:
+            assert set(rule["verbs"]) <= {"get", "list", "watch", "patch"}, rule
+        if "replicasets" in rule["resources"]:
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
 
 
@@ -238,6 +243,8 @@ def test_cluster_wide_mode_grants_what_kopf_and_the_operator_need():
         ("apps", "deployments/scale", "patch"),
         ("", "services", "delete"),
         ("", "pods", "list"),
+        ("", "pods", "patch"),
+        ("apps", "replicasets", "list"),
         ("", "events", "create"),
         ("kopf.dev", "clusterkopfpeerings", "patch"),
         ("", "namespaces", "watch"),

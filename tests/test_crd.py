@@ -160,7 +160,7 @@ def test_every_cel_message_names_a_field_and_has_a_field_path():
     assert len(rules) >= 6
     for path, rule in rules:
         assert rule["fieldPath"].startswith("."), path
-        assert any(word in rule["message"] for word in ("replicas.", "pools.", "model.")), rule["message"]
+        assert any(word in rule["message"] for word in ("replicas.", "pools.", "model.", "drain.")), rule["message"]
 
 
 # --- the API server's validation, offline
@@ -229,6 +229,27 @@ def test_invalid_spec_is_rejected_by_the_crd(case):
     else:
         assert schema_errors == []
         assert case.field in cel_errors
+
+
+DRAIN_CASES = [
+    ({"terminationGracePeriodSeconds": -1}, "schema", "spec.drain.terminationGracePeriodSeconds"),
+    ({"terminationGracePeriodSeconds": 3601}, "schema", "spec.drain.terminationGracePeriodSeconds"),
+    ({"terminationGracePeriodSeconds": "10m"}, "schema", "spec.drain.terminationGracePeriodSeconds"),
+    ({"preStopSleepSeconds": -5}, "schema", "spec.drain.preStopSleepSeconds"),
+    ({"terminationGracePeriodSeconds": 5, "preStopSleepSeconds": 10}, "cel", "spec.drain.preStopSleepSeconds"),
+    # The default grace period (600 s) is what a longer preStop is checked against.
+    ({"preStopSleepSeconds": 601}, "cel", "spec.drain.preStopSleepSeconds"),
+]
+
+
+@pytest.mark.parametrize(("drain", "by", "field"), DRAIN_CASES)
+def test_bad_drain_settings_are_rejected_by_the_crd_naming_the_field(drain, by, field):
+    obj = {"apiVersion": "serving.leadtime.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "m"},
+           "spec": {"model": {"image": "img"}, "drain": drain}}
+    schema_errors, cel_errors = apiserver_errors(obj)
+    assert field in (schema_errors if by == "schema" else cel_errors)
+    with pytest.raises(Exception, match=field.replace(".", r"\.")):
+        parse_model_deployment(obj)
 
 
 @pytest.mark.parametrize("example", EXAMPLES + [None], ids=lambda p: p.name if p else "minimal")

@@ -160,3 +160,60 @@ def test_rate_csv_expands_to_requests(tmp_path):
     # lengths are drawn per request around the window's means (the rate trace's default spread)
     assert sum(r.input_tokens for r in requests) / len(requests) == pytest.approx(500, rel=0.15)
     assert len({r.input_tokens for r in requests}) > 100
+
+
+def test_terminating_pod_drains_takes_nothing_new_and_requeues_nothing_when_it_vanishes_empty():
+    core = EmulatorCore(steady(20.0, 120.0), PROFILE)
+    core.sync_pods({"a": "interactive", "b": "interactive"})
+    run(core, 60.0)
+    b = next(p for p in core.snapshot().pods if p.pod == "b")
+    assert b.running > 0
+    changes = core.sync_pods({"a": "interactive"}, terminating={"b": "interactive"})
+    assert changes.draining == ("b",) and changes.removed == () and changes.requeued == 0
+    served_before = b.success_total
+    run(core, 90.0)
+    b_now = next(p for p in core.snapshot().pods if p.pod == "b")
+    # Its in-flight requests finished there, and nothing new was given to it.
+    assert b_now.draining and b_now.running == 0 and b_now.waiting == 0
+    assert b_now.success_total == served_before + b.running
+    assert core.snapshot().drained_total["interactive"] == b.running
+    changes = core.sync_pods({"a": "interactive"})  # the grace period is over: the pod is gone
+    assert changes.removed == ("b",) and changes.requeued == 0
+    run(core, 1000.0)
+    snap = core.snapshot()
+    assert core.finished and snap.requeued_total["interactive"] == 0 and sum(snap.lost_total.values()) == 0
+    assert snap.completed_total["interactive"] == snap.arrived_total["interactive"]
+
+
+def test_a_pod_that_vanishes_while_draining_requeues_only_what_it_still_runs():
+    # One long request on each of two pods: the drain window is too short for it to finish.
+    requests = [Request(arrival_s=0.1 * i, input_tokens=500, output_tokens=3000, request_id=i) for i in range(4)]
+    core = EmulatorCore(requests, PROFILE)
+    core.sync_pods({"a": "interactive", "b": "interactive"})
+    run(core, 1.0)
+    running = {p.pod: p.running for p in core.snapshot().pods}
+    assert running == {"a": 2, "b": 2}
+    core.sync_pods({"a": "interactive"}, terminating={"b": "interactive"})
+    run(core, 2.0)
+    assert next(p.running for p in core.snapshot().pods if p.pod == "b") == 2
+    changes = core.sync_pods({"a": "interactive"})
+    assert changes.requeued == 2
+    assert core.snapshot().requeued_total["interactive"] == 2
+
+
+def test_a_class_whose_pods_all_drain_reports_its_queue_at_the_router():
+    core = EmulatorCore(steady(20.0, 120.0), PROFILE)
+    core.sync_pods({"a": "interactive"})
+    run(core, 30.0)
+    core.sync_pods({}, terminating={"a": "interactive"})
+    run(core, 40.0)
+    snap = core.snapshot()
+    assert snap.unrouted_waiting["interactive"] > 0  # arrivals since the drain began wait for a new pod
+    assert [p.waiting for p in snap.pods] == [0.0]
+
+
+def test_a_terminating_pod_never_seen_ready_is_ignored():
+    core = EmulatorCore(steady(2.0, 30.0), PROFILE)
+    changes = core.sync_pods({}, terminating={"x": "interactive"})
+    assert changes == type(changes)(added=(), removed=(), requeued=0, draining=())
+    assert core.snapshot().pods == ()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from leadtime.emulator.core import EmulatorCore
 from leadtime.emulator.exporter import SnapshotCollector
-from leadtime.emulator.pods import ready_pods
+from leadtime.emulator.pods import ready_pods, terminating_pods
 from leadtime.emulator.snapshot import HistogramAccumulator
 from leadtime.replica import Request, get_profile
 from prometheus_client import CollectorRegistry, generate_latest
@@ -85,6 +85,32 @@ def test_only_ready_labelled_live_pods_count():
         {"metadata": {"name": "g", "labels": {"serving.leadtime.dev/pool": "batch-ondemand"}}, "status": {}},
     ]
     assert ready_pods(pods) == {"a": "interactive", "b": "batch"}
+
+
+def test_terminating_labelled_pods_are_listed_as_draining_whatever_their_readiness():
+    pods = [
+        pod("a", "interactive", "True"),
+        pod("d", "interactive", "True", deleting=True),
+        pod("e", "batch", "False", deleting=True),
+        pod("f", None, "True", deleting=True),  # no pool label: not ours to model
+    ]
+    assert terminating_pods(pods) == {"d": "interactive", "e": "batch"}
+
+
+def test_a_draining_pod_exports_its_running_requests_no_waiting_and_the_drained_count():
+    requests = [Request(arrival_s=0.1 * i, input_tokens=500, output_tokens=400, request_id=i) for i in range(8)]
+    core = EmulatorCore(requests, get_profile("llama-8b-h100"))
+    core.sync_pods({"a": "interactive", "b": "interactive"})
+    core.advance_to(1.0)
+    core.sync_pods({"a": "interactive"}, {"b": "interactive"})
+    s = scrape(core)
+    assert s[("leadtime_emulator_pod_draining", labels("interactive", "b"))] == 1
+    assert s[("leadtime_emulator_pod_draining", labels("interactive", "a"))] == 0
+    assert s[("vllm:num_requests_running", labels("interactive", "b"))] == 4
+    assert s[("vllm:num_requests_waiting", labels("interactive", "b"))] == 0
+    core.advance_to(60.0)
+    pool_labels = tuple(sorted({"namespace": "ns1", "model_deployment": "llama", "pool": "interactive"}.items()))
+    assert scrape(core)[("leadtime_emulator_requests_drained_total", pool_labels)] == 4
 
 
 # What Prometheus 2.x sends when it scrapes.

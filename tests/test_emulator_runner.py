@@ -63,6 +63,28 @@ def test_wait_for_ready_holds_trace_time_and_listing_errors_keep_the_last_pods()
     assert first_with_pod.trace_s == 0.0  # trace time did not move while nothing was Ready
 
 
+def test_pods_that_start_terminating_drain_instead_of_requeueing():
+    from leadtime.emulator.pods import PodView
+
+    fake = FakeTime()
+    long = [Request(arrival_s=0.0, input_tokens=300, output_tokens=2000, request_id=i) for i in range(4)]
+    core = EmulatorCore(long, get_profile("llama-8b-h100"), time_scale=1.0)
+    calls = {"n": 0}
+
+    def lister() -> PodView:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            return PodView(ready={"a": "interactive", "b": "interactive"})
+        return PodView(ready={"a": "interactive"}, terminating={"b": "interactive"})
+
+    published = []
+    drive(core, lister, published.append, time_scale=1.0, poll_interval_s=0.5, wait_for_ready=2,
+          stop=fake, clock=fake.clock)
+    assert core.finished
+    assert published[-1].requeued_total["interactive"] == 0
+    assert published[-1].drained_total["interactive"] == 2
+
+
 def test_file_sd_target_is_prometheus_file_sd_json(tmp_path):
     path = tmp_path / "targets" / "emu.json"
     write_file_sd(str(path), 9412, "ns", "llama")

@@ -10,8 +10,8 @@ import pytest
 from leadtime.handlers.ledger import MAX_GAP_S, Ledger, Prices, advance
 from leadtime.policy.types import ClassObservation, Observation, PoolState, ReadyPod
 
-PURE = ["leadtime.k8s.builders", "leadtime.k8s.pods", "leadtime.metrics.promql", "leadtime.handlers.ledger",
-        "leadtime.handlers.status"]
+PURE = ["leadtime.k8s.builders", "leadtime.k8s.pods", "leadtime.k8s.deletion_cost", "leadtime.metrics.promql",
+        "leadtime.handlers.ledger", "leadtime.handlers.status"]
 FORBIDDEN = {"kopf", "kubernetes", "requests", "prometheus_api_client", "time", "urllib3"}
 
 

@@ -70,10 +70,15 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: [services]
   verbs: [create, get, list, watch, patch, update, delete]
-# Pods are only read: readiness, start-to-Ready durations, Pending.
+# Pods are read (readiness, start-to-Ready durations, Pending) and, just before a scale-down, patched
+# with controller.kubernetes.io/pod-deletion-cost so the least busy replicas go first. ReplicaSets are
+# read to tell the pods of our own Deployments from look-alikes.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get, list]
 # Scale events on the ModelDeployment (kubectl describe).
 - apiGroups: ["", events.k8s.io]
   resources: [events]

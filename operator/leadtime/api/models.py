@@ -213,6 +213,31 @@ class ScaleDownSpec(ApiModel):
     lead time (at least 60 s) instead of the full stabilisation window."""
 
 
+# A pod's terminationGracePeriodSeconds is capped where a stuck replica would hold its GPU for more
+# than an hour; the preStop sleep must end within it (Kubernetes rejects a longer sleep action).
+MAX_TERMINATION_GRACE_PERIOD_S = 3600
+
+
+class DrainSpec(ApiModel):
+    """How a replica leaves on scale-down: it stops getting new requests and finishes its running ones."""
+
+    termination_grace_period_seconds: int = Field(default=600, ge=0, le=MAX_TERMINATION_GRACE_PERIOD_S)
+    """The pods' terminationGracePeriodSeconds: the longest a removed replica may take to finish its
+    in-flight requests (the preStop sleep included) before it is killed."""
+    pre_stop_sleep_seconds: int = Field(default=10, ge=0, le=MAX_TERMINATION_GRACE_PERIOD_S)
+    """Seconds the model container's preStop hook sleeps before the server gets SIGTERM, so the Service
+    stops sending it requests first; 0 sets no preStop hook."""
+
+    cel_rules = (
+        Rule(
+            cel="self.preStopSleepSeconds <= self.terminationGracePeriodSeconds",
+            message="drain.preStopSleepSeconds must be less than or equal to drain.terminationGracePeriodSeconds",
+            field_path=".preStopSleepSeconds",
+            holds=lambda d: d.pre_stop_sleep_seconds <= d.termination_grace_period_seconds,
+        ),
+    )
+
+
 class Toleration(ApiModel):
     """A Kubernetes toleration copied onto a pool's pods."""
 
@@ -358,6 +383,8 @@ class ModelDeploymentSpec(ApiModel):
     """Demand forecasting."""
     scale_down: ScaleDownSpec = Field(default_factory=ScaleDownSpec)
     """Scale-down behaviour."""
+    drain: DrainSpec = Field(default_factory=DrainSpec)
+    """How removed replicas finish their in-flight requests."""
     pools: PoolsSpec = Field(default_factory=PoolsSpec)
     """The interactive and batch pools."""
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)

@@ -8,6 +8,10 @@ Routing mirrors the Services: interactive requests go to the interactive pool's 
 requests to the batch and batch-ondemand pools' Ready pods together. Each class is one `PoolModel` (one
 FIFO queue in front of its replicas, least-loaded replica first), so a request waits in that queue while
 its class has no Ready pod, and a pod that disappears hands its in-flight requests back to the queue.
+
+A terminating pod (deletionTimestamp set) drains, as a Service and a server with a preStop wait make a
+real one do: it takes no new requests and finishes the ones it runs. Only what it still runs when it
+finally vanishes (its grace period ran out) is handed back, and counted as requeued.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from leadtime.emulator.snapshot import (
     E2E_BUCKETS_S,
@@ -25,6 +30,9 @@ from leadtime.emulator.snapshot import (
 )
 from leadtime.policy.types import BATCH, BATCH_ONDEMAND, INTERACTIVE
 from leadtime.replica import PoolModel, ReplicaProfile, Request
+
+if TYPE_CHECKING:
+    from leadtime.replica.pool import _Replica
 
 REQUEST_CLASSES = ("interactive", "batch")
 CLASS_OF_POOL: Mapping[str, str] = {INTERACTIVE: "interactive", BATCH: "batch", BATCH_ONDEMAND: "batch"}
@@ -39,11 +47,39 @@ DEFAULT_STEP_S = 0.5
 DEFAULT_DRAIN_S = 1800.0
 
 
+class DrainingPoolModel(PoolModel):
+    """A PoolModel whose replicas can be set draining: no new request is dispatched to them."""
+
+    def __init__(self, profile: ReplicaProfile, *, start_s: float = 0.0) -> None:
+        super().__init__(profile, start_s=start_s)
+        self.draining: set[int] = set()
+
+    def drain_replica(self, replica_id: int) -> None:
+        """From now on the replica only finishes what it runs; `remove_replica` still removes it."""
+        if replica_id not in self.replica_ids:
+            raise ValueError(f"replica {replica_id} does not exist")
+        self.draining.add(replica_id)
+
+    def remove_replica(self, replica_id: int) -> int:
+        self.draining.discard(replica_id)
+        return super().remove_replica(replica_id)
+
+    @property
+    def serving(self) -> int:
+        """Replicas that take new requests."""
+        return len(self.replica_ids) - len(self.draining)
+
+    def _fits(self, replica: _Replica, request: Request) -> bool:
+        # Every dispatch path (arrival, a freed slot, the next-arrival lookahead) asks this first.
+        return replica.replica_id not in self.draining and super()._fits(replica, request)
+
+
 @dataclass
 class _Pod:
     name: str
     pool: str
     replica_id: int
+    draining: bool = False
     ttft: HistogramAccumulator = field(default_factory=lambda: HistogramAccumulator(TTFT_BUCKETS_S))
     e2e: HistogramAccumulator = field(default_factory=lambda: HistogramAccumulator(E2E_BUCKETS_S))
     success_total: int = 0
@@ -54,6 +90,7 @@ class PodChanges:
     added: tuple[str, ...]
     removed: tuple[str, ...]
     requeued: int  # in-flight requests handed back to their class's queue
+    draining: tuple[str, ...] = ()  # pods that started terminating: they finish what they run
 
 
 @dataclass(frozen=True)
@@ -117,21 +154,29 @@ class EmulatorCore:
         self._cursor = 0  # next request of the trace not yet handed to a model
         self.duration_s = self._requests[-1].arrival_s if self._requests else 0.0
         self.trace_s = 0.0
-        self._models = {c: PoolModel(profile, start_s=0.0) for c in REQUEST_CLASSES}
+        self._models = {c: DrainingPoolModel(profile, start_s=0.0) for c in REQUEST_CLASSES}
         self._pods: dict[str, _Pod] = {}
         self._pod_of_replica: dict[int, _Pod] = {}
         self._pods_seen = 0
         self._arrived = dict.fromkeys(REQUEST_CLASSES, 0)
         self._completed = dict.fromkeys(REQUEST_CLASSES, 0)
+        self._drained = dict.fromkeys(CLASS_OF_POOL, 0)  # pool -> completed by a terminating pod
         self._requeued = dict.fromkeys(HOME_POOL.values(), 0)
         self._requeued.update({BATCH_ONDEMAND: 0})
         self._finished: list[Request] = []  # every completed request, for the summary
 
     # --- pods ---
 
-    def sync_pods(self, ready: Mapping[str, str]) -> PodChanges:
-        """Make the replicas exactly the given Ready pods (name -> pool), at the current trace time."""
-        removed = tuple(sorted(name for name in self._pods if ready.get(name) != self._pods[name].pool))
+    def sync_pods(self, ready: Mapping[str, str], terminating: Mapping[str, str] | None = None) -> PodChanges:
+        """Make the replicas the given Ready pods (name -> pool) plus the known ones now terminating
+        (name -> pool), which drain; any other replica is gone. At the current trace time."""
+        terminating = terminating or {}
+
+        def kept(name: str) -> bool:
+            pool = self._pods[name].pool
+            return ready.get(name) == pool or terminating.get(name) == pool
+
+        removed = tuple(sorted(name for name in self._pods if not kept(name)))
         requeued = 0
         for name in removed:
             pod = self._pods.pop(name)
@@ -145,7 +190,12 @@ class EmulatorCore:
             rid = self._models[CLASS_OF_POOL[pool]].add_replica(self._pods_seen)
             self._pods_seen += 1
             self._pods[name] = self._pod_of_replica[rid] = _Pod(name=name, pool=pool, replica_id=rid)
-        return PodChanges(added=added, removed=removed, requeued=requeued)
+        draining = tuple(sorted(name for name in terminating if name in self._pods and not self._pods[name].draining))
+        for name in draining:
+            pod = self._pods[name]
+            pod.draining = True
+            self._models[CLASS_OF_POOL[pod.pool]].drain_replica(pod.replica_id)
+        return PodChanges(added=added, removed=removed, requeued=requeued, draining=draining)
 
     # --- time ---
 
@@ -187,6 +237,8 @@ class EmulatorCore:
         if pod is None:  # finished at the same instant its pod was removed; still a completion
             return
         pod.success_total += 1
+        if pod.draining:
+            self._drained[pod.pool] += 1
         if request.ttft_s is not None:
             pod.ttft.observe(request.ttft_s / self.time_scale)
         if request.e2e_s is not None:
@@ -209,16 +261,21 @@ class EmulatorCore:
     def snapshot(self) -> Snapshot:
         pods = []
         for pod in sorted(self._pods.values(), key=lambda p: p.name):
-            metrics = self._models[CLASS_OF_POOL[pod.pool]].metrics(pod.replica_id)
+            model = self._models[CLASS_OF_POOL[pod.pool]]
+            metrics = model.metrics(pod.replica_id)
+            # The queue is split over the pods that take requests; a draining pod waits for nothing.
+            waiting = 0.0 if pod.draining else model.queue_depth / max(1, model.serving)
             pods.append(
                 PodMetrics(
-                    pod=pod.name, pool=pod.pool, waiting=metrics.waiting, running=metrics.running,
+                    pod=pod.name, pool=pod.pool, waiting=waiting, running=metrics.running,
                     success_total=pod.success_total, ttft=pod.ttft.freeze(), e2e=pod.e2e.freeze(),
+                    draining=pod.draining,
                 )
             )
-        # A class with Ready pods reports its queue through them; one without reports it at the router,
-        # also when it is zero, so the queue-depth series never goes missing.
-        served = {CLASS_OF_POOL[p.pool] for p in self._pods.values()}
+        # A class with serving pods reports its queue through them; one without (none Ready, or all
+        # draining) reports it at the router, also when it is zero, so the queue-depth series never
+        # goes missing.
+        served = {CLASS_OF_POOL[p.pool] for p in self._pods.values() if not p.draining}
         unrouted = {HOME_POOL[c]: m.queue_depth for c, m in self._models.items() if c not in served}
         return Snapshot(
             trace_s=self.trace_s,
@@ -229,6 +286,7 @@ class EmulatorCore:
             lost_total={HOME_POOL[c]: m.dropped for c, m in self._models.items()},
             completed_total=dict(self._completed),
             trace_finished=self.finished,
+            drained_total=dict(self._drained),
         )
 
     def summary(self) -> Summary:

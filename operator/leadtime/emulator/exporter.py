@@ -87,6 +87,19 @@ def families(snapshot: Snapshot, namespace: str, model_deployment: str, *, route
     )
     for pool, n in sorted(snapshot.requeued_total.items()):
         requeued.add_metric([namespace, model_deployment, pool], n)
+    drained = CounterMetricFamily(
+        "leadtime_emulator_requests_drained",
+        "Requests finished by a terminating pod after it stopped taking new ones.",
+        labels=POOL_LABELS,
+    )
+    for pool, n in sorted(snapshot.drained_total.items()):
+        drained.add_metric([namespace, model_deployment, pool], n)
+    draining = GaugeMetricFamily(
+        "leadtime_emulator_pod_draining", "1 while a pod is terminating and finishes its running requests.",
+        labels=POD_LABELS,
+    )
+    for pod in snapshot.pods:
+        draining.add_metric([namespace, model_deployment, pod.pool, pod.pod], 1.0 if pod.draining else 0.0)
     lost = CounterMetricFamily(
         "leadtime_emulator_requests_lost", "Requests dropped without being served.", labels=POOL_LABELS
     )
@@ -105,7 +118,8 @@ def families(snapshot: Snapshot, namespace: str, model_deployment: str, *, route
         labels=("namespace", "model_deployment"),
     )
     finished.add_metric([namespace, model_deployment], 1.0 if snapshot.trace_finished else 0.0)
-    return [waiting, running, success, ttft, e2e, arrived, completed, requeued, lost, trace_time, finished]
+    return [waiting, running, success, ttft, e2e, arrived, completed, requeued, drained, draining, lost, trace_time,
+            finished]
 
 
 class SnapshotCollector(Collector):

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from leadtime.cli import CliError
 from leadtime.emulator.core import EmulatorCore, Summary
 from leadtime.emulator.exporter import SnapshotCollector, serve_metrics
+from leadtime.emulator.pods import PodView
 from leadtime.emulator.snapshot import Snapshot
 from leadtime.emulator.workload import load_profile, load_requests
 
@@ -91,7 +92,7 @@ def write_file_sd(path: str, port: int, namespace: str, name: str) -> None:
 
 def drive(
     core: EmulatorCore,
-    list_ready_pods: Callable[[], dict[str, str]],
+    list_pods: Callable[[], PodView | Mapping[str, str]],
     publish: Callable[[Snapshot], None],
     *,
     time_scale: float,
@@ -101,7 +102,9 @@ def drive(
     clock: Callable[[], float] = time.monotonic,
     on_progress: Callable[[Snapshot], None] | None = None,
 ) -> None:
-    """Advance the core in step with the wall clock until the trace ends or `stop` is set."""
+    """Advance the core in step with the wall clock until the trace ends or `stop` is set.
+
+    `list_pods` returns a PodView, or just the Ready pods (name -> pool) when nothing terminates."""
     wall_start: float | None = None if wait_for_ready > 0 else clock()
     next_poll = clock()
     next_progress = clock() + PROGRESS_EVERY_S
@@ -109,14 +112,15 @@ def drive(
         now = clock()
         if now >= next_poll:
             try:
-                pods = list_ready_pods()
+                listed = list_pods()
             except Exception as err:  # an API hiccup must not stop the replay; keep the last pod set
                 log.warning("listing pods failed (%s); keeping the previous set", err)
             else:
-                core.sync_pods(pods)
-                if wall_start is None and len(pods) >= wait_for_ready:
+                view = listed if isinstance(listed, PodView) else PodView(ready=dict(listed))
+                core.sync_pods(view.ready, view.terminating)
+                if wall_start is None and len(view.ready) >= wait_for_ready:
                     wall_start = now
-                    log.info("%d Ready pods; trace replay starts", len(pods))
+                    log.info("%d Ready pods; trace replay starts", len(view.ready))
             next_poll = now + poll_interval_s
         if wall_start is not None:
             core.advance_to((now - wall_start) * time_scale)
@@ -135,13 +139,14 @@ def _progress_line(snapshot: Snapshot) -> None:
     waiting = sum(snapshot.unrouted_waiting.values())
     running = 0
     for pod in snapshot.pods:
-        ready[pod.pool] = ready.get(pod.pool, 0) + 1
+        ready[pod.pool] = ready.get(pod.pool, 0) + (0 if pod.draining else 1)
         waiting += pod.waiting
         running += pod.running
     print(
         f"[emulate] trace {snapshot.trace_s:7.0f}s  arrived {sum(snapshot.arrived_total.values()):6d}  "
         f"done {sum(snapshot.completed_total.values()):6d}  waiting {waiting:4.0f}  running {running:4d}  "
         f"pods {ready['interactive']}/{ready['batch']}/{ready['batch-ondemand']}  "
+        f"draining {sum(1 for pod in snapshot.pods if pod.draining)}  "
         f"requeued {sum(snapshot.requeued_total.values())}  lost {sum(snapshot.lost_total.values())}",
         flush=True,
     )
@@ -195,7 +200,7 @@ def run_emulate(options: EmulateOptions) -> int:
     )
     try:
         drive(
-            core, lister.ready_pods, published.set, time_scale=options.time_scale,
+            core, lister.pods, published.set, time_scale=options.time_scale,
             poll_interval_s=options.poll_interval_s, wait_for_ready=options.wait_for_ready, stop=stop,
             on_progress=_progress_line,
         )

@@ -84,6 +84,7 @@ class PodMetrics:
     success_total: int
     ttft: HistogramSnapshot
     e2e: HistogramSnapshot
+    draining: bool = False  # terminating: finishes its running requests, takes no new ones
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,4 @@ class Snapshot:
     lost_total: Mapping[str, int]  # pool -> requests dropped (should stay 0)
     completed_total: Mapping[str, int]  # request class -> requests finished, including on removed pods
     trace_finished: bool  # every request of the window has arrived and completed
+    drained_total: Mapping[str, int] = field(default_factory=dict)  # pool -> finished by a terminating pod

@@ -21,7 +21,7 @@ import kopf
 from kubernetes import config as kube_config
 
 from leadtime.api.convert import InvalidModelDeployment, parse_spec
-from leadtime.handlers import telemetry
+from leadtime.handlers import drain, telemetry
 from leadtime.handlers.reconcile import run_tick, spec_dict
 from leadtime.k8s.builders import GROUP, PLURAL, VERSION, pools_of
 from leadtime.k8s.cluster import Cluster
@@ -140,6 +140,7 @@ def control_tick(body: kopf.Body, logger: logging.Logger, memo: kopf.Memo, **_: 
         result = run_tick(
             md, cluster=cluster(), metrics_source=metrics_source, decide=_decide(), post_event=post_event,
             now_s=time.time(), default_prometheus_url=_operator_config(memo).prometheus_url,
+            before_scale_down=lambda md, pool, url: drain.order_scale_down(md, pool, url, cluster=cluster()),
         )
     except Exception as err:  # a tick must never take the timer down; the next tick retries
         telemetry.ERRORS.labels(namespace, name, type(err).__name__).inc()

@@ -29,6 +29,8 @@ POLICY_MEMORY = "policy"
 LEDGER_MEMORY = "ledger"
 
 Decide = Callable[[PolicyConfig, Observation, Mapping[str, PoolState], Memory, float], Decision]
+# Called with (md, pool, prometheus url) just before a pool scales down; returns the pod deletion costs set.
+BeforeScaleDown = Callable[[Mapping[str, Any], str, str], Mapping[str, int]]
 
 
 class ClusterPort(Protocol):
@@ -46,6 +48,7 @@ class TickResult:
     decision: Decision | None
     reading: MetricsReading | None
     scaled: dict[str, tuple[int, int]] = field(default_factory=dict)  # pool -> (from, to)
+    deletion_costs: dict[str, dict[str, int]] = field(default_factory=dict)  # pool -> pod -> cost
     status: dict[str, Any] = field(default_factory=dict)
     spec_problem: str | None = None
 
@@ -64,6 +67,7 @@ def run_tick(
     post_event: EventPort,
     now_s: float,
     default_prometheus_url: str = "",
+    before_scale_down: BeforeScaleDown | None = None,
 ) -> TickResult:
     metadata = md["metadata"]
     previous_status: Mapping[str, Any] = md.get("status") or {}
@@ -113,6 +117,8 @@ def run_tick(
         if pool not in pools or pool_decision.replicas == current:
             continue
         if not shadow:
+            if before_scale_down is not None and pool_decision.replicas < current:
+                result.deletion_costs[pool] = dict(before_scale_down(md, pool, url))
             cluster.scale(md, pool, pool_decision.replicas)
             pools[pool] = PoolState(desired=pool_decision.replicas, ready=pools[pool].ready,
                                     starting_ages_s=pools[pool].starting_ages_s,
@@ -182,6 +188,7 @@ def decision_log_line(md: Mapping[str, Any], result: TickResult, shadow: bool, n
         "p95S": obs.interactive.p95_latency_s if obs else None,
         "replicas": {p: d.replicas for p, d in decision.pools.items()} if decision else {},
         "scaled": {p: list(v) for p, v in result.scaled.items()},
+        "deletionCosts": result.deletion_costs,
         "held": decision.held if decision else None,
         "forecastRps": decision.forecast_rps if decision else None,
         "leadTimeS": decision.lead_time_s if decision else None,

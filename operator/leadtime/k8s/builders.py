@@ -25,6 +25,11 @@ POOL_LABEL = "serving.leadtime.dev/pool"
 CLASS_LABEL = "serving.leadtime.dev/class"
 GPU_RESOURCE = "nvidia.com/gpu"
 CONTAINER_NAME = "model"
+# The ReplicaSet controller removes the pods with the lowest cost first when it scales down.
+DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+# spec.drain's defaults (leadtime.api.models.DrainSpec), for manifests built from a spec without them.
+DEFAULT_TERMINATION_GRACE_PERIOD_S = 600
+DEFAULT_PRE_STOP_SLEEP_S = 10
 
 
 def child_name(md_name: str, pool: str) -> str:
@@ -108,6 +113,13 @@ def _resources(model: Mapping[str, Any]) -> dict[str, Any]:
     return resources
 
 
+def drain_seconds(spec: Mapping[str, Any]) -> tuple[int, int]:
+    """(terminationGracePeriodSeconds, preStop sleep seconds) from spec.drain, defaults as in the API."""
+    drain = spec.get("drain") or {}
+    return (int(drain.get("terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_PERIOD_S)),
+            int(drain.get("preStopSleepSeconds", DEFAULT_PRE_STOP_SLEEP_S)))
+
+
 def build_deployment(md: Mapping[str, Any], pool: str, *, replicas: int) -> dict[str, Any]:
     """The Deployment that runs `pool`'s replicas. `replicas` is only used when it is first created."""
     spec = md["spec"]
@@ -127,7 +139,12 @@ def build_deployment(md: Mapping[str, Any], pool: str, *, replicas: int) -> dict
         container["args"] = [str(a) for a in model["args"]]
     if model.get("env"):
         container["env"] = _env(model["env"])
-    pod_spec: dict[str, Any] = {"containers": [container]}
+    grace_s, pre_stop_s = drain_seconds(spec)
+    if pre_stop_s > 0:
+        # The native sleep action (Kubernetes >= 1.30) needs no shell in the image. While it runs the pod
+        # is already out of the Service's endpoints, so it takes no new requests before SIGTERM.
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": pre_stop_s}}}
+    pod_spec: dict[str, Any] = {"terminationGracePeriodSeconds": grace_s, "containers": [container]}
     if node_selector:
         pod_spec["nodeSelector"] = node_selector
     if tolerations:

@@ -16,6 +16,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from leadtime.k8s.builders import (
+    DELETION_COST_ANNOTATION,
     GROUP,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -27,8 +28,10 @@ from leadtime.k8s.builders import (
     build_service,
     child_name,
     pools_of,
+    selector_labels,
     service_pools,
 )
+from leadtime.k8s.deletion_cost import owned_pods
 from leadtime.k8s.pods import pool_state
 from leadtime.policy.types import INTERACTIVE, PoolState
 
@@ -103,6 +106,10 @@ class Cluster:
         # It exists: patch everything we own except replicas, which only the control loop changes.
         patch = {"metadata": {k: manifest["metadata"][k] for k in ("labels", "ownerReferences")},
                  "spec": {k: v for k, v in manifest["spec"].items() if k not in ("replicas", "selector")}}
+        # A strategic merge patch keeps what it does not mention: a preStop hook switched off
+        # (drain.preStopSleepSeconds 0) is removed by saying so.
+        for container in patch["spec"]["template"]["spec"]["containers"]:
+            container.setdefault("lifecycle", None)
         retry_on_conflict(lambda: self.apps.patch_namespaced_deployment(
             name, namespace, patch, _content_type=STRATEGIC_MERGE_PATCH, _request_timeout=REQUEST_TIMEOUT_S))
         return []
@@ -179,6 +186,37 @@ class Cluster:
         retry_on_conflict(lambda: self.apps.patch_namespaced_deployment_scale(
             name, namespace, {"spec": {"replicas": int(replicas)}}, _content_type=MERGE_PATCH,
             _request_timeout=REQUEST_TIMEOUT_S))
+
+    def pool_pods(self, md: Mapping[str, Any], pool: str) -> list[Mapping[str, Any]]:
+        """The live pods of `pool`'s own Deployment (through its ReplicaSets); none if it is not ours."""
+        namespace, name = md["metadata"]["namespace"], md["metadata"]["name"]
+        try:
+            deployment = _json(self.apps.read_namespaced_deployment(
+                child_name(name, pool), namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_S))
+        except ApiException as err:
+            if err.status == 404:
+                return []
+            raise
+        if not _owned_by(deployment, md):
+            return []
+        selector = ",".join(f"{k}={v}" for k, v in selector_labels(name, pool).items())
+        replica_sets = _json(self.apps.list_namespaced_replica_set(
+            namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_S))["items"]
+        pods = _json(self.core.list_namespaced_pod(
+            namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_S))["items"]
+        return owned_pods(pods, replica_sets, deployment, md_name=name, pool=pool)
+
+    def annotate_deletion_costs(self, md: Mapping[str, Any], values: Mapping[str, str]) -> None:
+        """Set pod-deletion-cost on the named pods (a pod gone meanwhile is skipped)."""
+        namespace = md["metadata"]["namespace"]
+        for pod_name, value in values.items():
+            patch = {"metadata": {"annotations": {DELETION_COST_ANNOTATION: value}}}
+            try:
+                self.core.patch_namespaced_pod(pod_name, namespace, patch, _content_type=MERGE_PATCH,
+                                               _request_timeout=REQUEST_TIMEOUT_S)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
 
     # status ---------------------------------------------------------------------------------------
 
