@@ -40,6 +40,9 @@ def test_demo_manifest_is_a_valid_model_deployment_on_the_compressed_clock():
     assert config.scale_down_stabilization_s == 30
     assert doc["spec"]["controlIntervalSeconds"] == 1
     assert doc["spec"]["metrics"]["window"] == "10s"
+    # 600 s of grace and a 10 s preStop sleep in trace time are 60 s and 1 s of wall time at x10
+    assert md.spec.drain.termination_grace_period_seconds == 60
+    assert md.spec.drain.pre_stop_sleep_seconds == 1
     assert EXAMPLE["spec"]["slo"]["p95Seconds"] == 2.0  # the example itself is untouched
 
 

@@ -111,6 +111,12 @@ def demo_manifest(
     capacity["requestsPerSecondPerReplica"] = round(scaling.capacity_trace_rps * k, 3)
     scale_down = spec.setdefault("scaleDown", {})
     scale_down["stabilizationSeconds"] = max(1, round(scale_down.get("stabilizationSeconds", 300) / k))
+    # A removed replica drains on the compressed clock too: 600 trace seconds of grace would hold its
+    # GPU Terminating for ten wall minutes of a six-minute replay.
+    drain = spec.setdefault("drain", {})
+    grace_s = max(1, round(drain.get("terminationGracePeriodSeconds", 600) / k))
+    drain["terminationGracePeriodSeconds"] = grace_s
+    drain["preStopSleepSeconds"] = min(grace_s, round(drain.get("preStopSleepSeconds", 10) / k))
     # Integer seconds in the API: 5 s of trace time is 0.5 s of wall time, so the operator ticks every
     # wall second (10 trace seconds at x10), the finest the field allows.
     spec["controlIntervalSeconds"] = max(1, round(spec.get("controlIntervalSeconds", 5) / k))
