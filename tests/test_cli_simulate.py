@@ -169,3 +169,36 @@ def test_shipped_bimodal_file_has_the_documented_shape() -> None:
 def test_request_trace_tokens_reach_the_slice_unchanged(tiny_trace: pathlib.Path) -> None:
     part = load_trace(tiny_trace).slice(10.0, 10.0)
     assert list(part.input_tokens) == [float(200 + 37 * i % 900) for i in range(5, 10)]
+
+
+SPOT_FILE = pathlib.Path(__file__).parent / "data" / "spot-small.json"
+
+
+@pytest.fixture(scope="module")
+def mixed_trace(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    path = tmp_path_factory.mktemp("mixed") / "mixed.csv"
+    rows = [f"{i * 0.5:.2f},300,400,batch" for i in range(2400)]
+    rows += [f"{i * 0.25 + 0.1:.2f},500,60,interactive" for i in range(4800)]
+    path.write_text("arrival_s,input_tokens,output_tokens,class\n" + "\n".join(sorted(rows, key=lambda r: float(r.split(",")[0]))) + "\n")
+    return path
+
+
+def test_batch_traffic_runs_on_spot_and_reports_its_bill_against_on_demand(mixed_trace: pathlib.Path,
+                                                                          tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "out.json"
+    code, _, err = run_cli(["simulate", "--trace", str(mixed_trace), "--policy", "leadtime", "--cold-start", "20s",
+                            "--spot-trace", str(SPOT_FILE), "--json", str(out)])
+    assert code == 0, err
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["batch_lost"] == 0
+    # the batch pool ran at the spot price, preempted by the file; on-demand it would have cost more
+    assert 0 < run["batch_cost_usd"] < run["batch_ondemand_cost_usd"]
+
+
+def test_a_bad_spot_trace_names_the_flag(mixed_trace: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "spot.json"
+    bad.write_text('{"data": [1, 0]}')
+    for path in (bad, tmp_path / "missing.json"):
+        code, _, err = run_cli(["simulate", "--trace", str(mixed_trace), "--policy", "leadtime",
+                                "--spot-trace", str(path)])
+        assert code == 2 and err.count("\n") <= 1 and "--spot-trace" in err, err

@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--start", default=None, help="replay the trace from this second on (re-based to 0)")
     sim.add_argument("--duration", default=None, help="replay this many seconds of the trace")
     sim.add_argument("--scrape-interval", default="15", help="Prometheus scrape interval, seconds (default 15)")
+    sim.add_argument("--spot-trace", default=None,
+                     help='spot instances obtainable over time for the batch pool: {"metadata": {"gap_seconds": N}, '
+                          '"data": [1, 1, 0, ...]} (default: drawn from the seed with the published rates)')
     sim.add_argument("--json", dest="json_out", default=None, help="write results as JSON here")
     sim.add_argument("--plot", default=None, help="write a PNG: demand, replicas and p95 per policy")
     sim.set_defaults(func=_simulate)
@@ -87,6 +90,18 @@ def load_profile(spec: str, cold_start: str | None) -> ReplicaProfile:
         return profile.with_cold_start(read_cold_start(cold_start))
     except ValueError as err:
         raise CliError(f"--cold-start: {str(err).splitlines()[0]}") from None
+
+
+def read_spot_trace(path: str):  # noqa: ANN201
+    """`--spot-trace FILE`, read at the boundary; a bad file is one line naming the flag."""
+    from leadtime.sim.lifecycle import load_spot_trace
+
+    if not Path(path).is_file():
+        raise CliError(f"--spot-trace: {path}: no such file")
+    try:
+        return load_spot_trace(path)
+    except (ValueError, OSError) as err:
+        raise CliError(f"--spot-trace: {str(err).splitlines()[0]}") from None
 
 
 def read_cold_start(spec: str) -> ColdStart:
@@ -199,12 +214,14 @@ def _simulate(args: argparse.Namespace) -> int:
             trace = trace.slice(options.start_s, options.duration_s)
         except TraceError as err:
             raise CliError(f"--start/--duration: {err}") from None
+    spot_trace = read_spot_trace(args.spot_trace) if args.spot_trace else None
     scenarios = []
     for seed in range(options.seed, options.seed + options.seeds):
         try:
             scenario = make_scenario(trace, profile, rate_scale=options.rate_scale, slo_metric=args.slo_metric,
                                      slo_p95_s=options.slo_p95_s, seed=seed, tick_s=options.tick_s,
-                                     queue_limit=options.queue_limit, prior_error=options.prior_error)
+                                     queue_limit=options.queue_limit, prior_error=options.prior_error,
+                                     spot_trace=spot_trace)
         except (TraceError, ValueError) as err:
             raise CliError(str(err).splitlines()[0]) from None
         scenario.config = dataclasses.replace(scenario.config, scrape_interval_s=options.scrape_interval_s)

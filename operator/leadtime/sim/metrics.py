@@ -28,6 +28,7 @@ class RunMetrics:
     batch_cost_usd: float | None = None
     batch_lost: float | None = None
     batch_deadline_missed: float | None = None
+    batch_ondemand_cost_usd: float | None = None  # the same policy with the batch pool on on-demand, no preemptions
     starting_gpu_share: float = 0.0  # the part of idle_gpu_share billed while replicas start
     unserved: float = 0.0  # requests not finished at the end (queued, running or draining)
     # per service group: (requests, input tokens, output tokens) of those, for the bound's per-run floor
@@ -40,6 +41,8 @@ class RunMetrics:
             "batch_cost_usd": round(self.batch_cost_usd, 2),
             "batch_lost": int(round(self.batch_lost or 0.0)),
             "batch_deadline_missed": int(round(self.batch_deadline_missed or 0.0)),
+            "batch_ondemand_cost_usd": (None if self.batch_ondemand_cost_usd is None
+                                        else round(self.batch_ondemand_cost_usd, 2)),
         }
         return {
             "gpu_hours": round(self.gpu_hours, 4),

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from leadtime.policy import make_policy
-from leadtime.policy.types import Policy, PolicyConfig
+from leadtime.policy.types import BatchConfig, Policy, PolicyConfig
 from leadtime.replica import ReplicaProfile
 from leadtime.sim import sweep as sweep_plan
 from leadtime.sim.bound import FluidBound, bound_result, fluid_bound, run_floor_gpu_hours, with_x_bound
@@ -23,10 +23,12 @@ from leadtime.sim.clairvoyant import (
     plan_clairvoyant,
 )
 from leadtime.sim.engine import RunResult, SimConfig, simulate
+from leadtime.sim.lifecycle import SpotTrace, synthesize_spot_trace
 from leadtime.sim.traces import Arrivals, Trace, build_arrivals, load_trace
 
 POLICY_NAMES = ("leadtime", "hpa", "keda-waiting", "hpa-rps", "kpa", "clairvoyant", "static", "bound")
-SWEPT = sweep_plan.SWEPT  # baselines whose target grid --sweep runs (then their behaviour knobs)
+SWEPT = sweep_plan.SWEPT
+SPOT_PRICE_SHARE = 0.45  # spot at 55 % off on-demand: the middle of the published 40-70 % discount  # baselines whose target grid --sweep runs (then their behaviour knobs)
 
 
 @dataclass
@@ -67,6 +69,7 @@ def make_scenario(
     queue_limit: int | None = None,
     prior_error: float = 1.0,
     load_test_tokens: tuple[float, float] | None = None,
+    spot_trace: SpotTrace | None = None,
 ) -> Scenario:
     """A trace, a replica profile and an SLO ready to simulate. leadtime's capacity prior is a load test
     of one replica at `load_test_tokens` (default: the profile's reference mix), times `prior_error`."""
@@ -100,9 +103,23 @@ def make_scenario(
         max_concurrency=load_test.concurrency,
         replica_capacity_rps=round(load_test.capacity_rps * prior_error, 2),
     )
+    batch = arrivals.classes["batch"]
+    if batch.total > 0:
+        # A trace with batch requests runs the batch pool on spot, as a user who has batch work would:
+        # sized for twice its mean work at full batches, priced at the middle of the published spot
+        # discount (40-70 % under on-demand), preempted by `spot_trace` or, without one, by the
+        # published process drawn from the seed.
+        work_s = float((batch.count * (batch.input_tokens / profile.prefill_tokens_per_s + batch.output_tokens
+                                       * profile.tpot_s(profile.max_num_seqs) / profile.max_num_seqs)).sum())
+        batch_max = max(2, math.ceil(2.0 * work_s / (arrivals.n_ticks * arrivals.tick_s)))
+        policy_config = replace(policy_config, batch=BatchConfig(
+            enabled=True, max_replicas=batch_max, price_per_gpu_hour=round(profile.price_per_gpu_hour * SPOT_PRICE_SHARE, 2)))
+        if spot_trace is None:
+            spot_trace = synthesize_spot_trace(seed, arrivals.n_ticks * arrivals.tick_s, batch_max)
     config = SimConfig(profile=profile, policy_config=policy_config, slo_metric=slo_metric,
                        slo_p95_s=slo_p95_s, seed=seed, queue_limit=queue_limit,
-                       initial_replicas=warm_replicas(need, arrivals.tick_s, policy_config))
+                       initial_replicas=warm_replicas(need, arrivals.tick_s, policy_config),
+                       spot_trace=spot_trace if batch.total > 0 else None)
     return Scenario(trace, arrivals, profile, config, peak)
 
 
@@ -156,8 +173,22 @@ def run_one(name: str, params: dict[str, Any], scenario: Scenario, *, record_tim
     if name == "static":
         # Peak provisioning has always been at its count: it starts there, not from the warm pool.
         config = replace(config, initial_replicas=0)
-    return _bounded(simulate(policy, scenario.arrivals, config, params=merged,
-                             record_timeline=record_timeline, progress=progress), scenario)
+    result = simulate(policy, scenario.arrivals, config, params=merged, record_timeline=record_timeline,
+                      progress=progress)
+    if result.metrics.batch_cost_usd is not None and config.policy_config.batch.enabled:
+        result = replace(result, metrics=replace(result.metrics, batch_ondemand_cost_usd=_batch_on_demand_usd(
+            name, params, scenario, config)))
+    return _bounded(result, scenario)
+
+
+def _batch_on_demand_usd(name: str, params: dict[str, Any], scenario: Scenario, config: SimConfig) -> float:
+    """The same policy with the batch pool on on-demand nodes: on-demand price, no preemptions."""
+    on_demand = replace(config, spot_trace=None, spot_capacity=None, policy_config=replace(
+        config.policy_config, batch=replace(config.policy_config.batch,
+                                            price_per_gpu_hour=config.policy_config.price_per_gpu_hour)))
+    rerun = simulate(build_policy(name, params, scenario), scenario.arrivals, on_demand, params=params,
+                     record_timeline=False)
+    return float(rerun.metrics.batch_cost_usd or 0.0)
 
 
 def _bounded(result: RunResult, scenario: Scenario) -> RunResult:
