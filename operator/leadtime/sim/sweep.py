@@ -180,10 +180,8 @@ def run_sweep(
 ) -> list[Any]:
     """Run `runs` (pass 1 with its target grids, or plain runs), then pass 2 around the best targets
     of every baseline that had a grid; pass-1 results first, in input order, then pass 2's."""
-    first = run_many(runs, scenario, workers=workers, record_timeline=record_timeline, on_result=on_result)
-    second = run_many(second_pass(first), scenario, workers=workers, record_timeline=record_timeline,
-                      on_result=on_result)
-    return first + second
+    per_run = run_seeds(runs, [scenario], workers=workers, record_timeline=record_timeline, on_result=on_result)
+    return [results[0] for results in per_run]
 
 
 @dataclass(frozen=True)
