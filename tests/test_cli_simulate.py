@@ -80,6 +80,12 @@ def test_bad_tick_is_an_error_not_a_traceback_or_100_percent(tiny_trace: pathlib
     assert code == 2 and "--tick-s" in err and "100.00%" not in out
 
 
+@pytest.mark.parametrize("value", ["1.1125369292536007e-308", "0.01", "0"])
+def test_a_vanishing_scrape_interval_is_an_error_not_an_overflow(tiny_trace: pathlib.Path, value: str) -> None:
+    code, _, err = run_cli(["simulate", "--trace", str(tiny_trace), "--policy", "hpa", "--scrape-interval", value])
+    assert code == 2 and err.count("\n") <= 1 and "--scrape-interval" in err, err
+
+
 def test_module_entry_point_prints_one_line_not_a_traceback(tiny_trace: pathlib.Path) -> None:
     done = subprocess.run([sys.executable, "-m", "leadtime.cli", "simulate", "--trace", str(tiny_trace), "--tick-s", "0"],
                           capture_output=True, text=True, timeout=120)

@@ -179,8 +179,9 @@ def simulate_options(args: argparse.Namespace) -> SimulateOptions:
         prior_error=parse_number("--prior-error", args.prior_error, low=0.1, high=10),
         start_s=optional("--start", args.start, low=0) or 0.0,
         duration_s=optional("--duration", args.duration, low=0, low_inclusive=False),
-        scrape_interval_s=parse_number("--scrape-interval", args.scrape_interval, low=0, low_inclusive=False,
-                                       high=3600),
+        # Prometheus scrapes no faster than every 0.1 s in practice, and a near-zero interval would ask
+        # the simulator for an unbounded number of scrapes.
+        scrape_interval_s=parse_number("--scrape-interval", args.scrape_interval, low=0.1, high=3600),
     )
 
 
