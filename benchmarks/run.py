@@ -7,7 +7,7 @@ then leadtime at prior errors 0.5, 1 and 2. Every policy reads the same 15-s-scr
 Writes one JSON per scenario to benchmarks/results/ (so `--only ID` re-runs one and the report keeps
 the others), then docs/benchmarks.md and its plots in docs/img/, and prints the speed figures.
 
-    python benchmarks/run.py                 # all 12 scenarios (about an hour on 2 idle cores)
+    python benchmarks/run.py                 # all 12 scenarios (39 min measured on 2 shared cores)
     python benchmarks/run.py --quick         # smoke: one short scenario, one seed, prior error 1
     python benchmarks/run.py --only azure-conv@120s
 """
