@@ -108,11 +108,7 @@ def test_largest_batch_is_the_slot_or_kv_limit_plus_a_ticks_departures() -> None
 
 def _slice(trace: Trace, span_s: float) -> Trace:
     """The trace's first `span_s` seconds (rate windows cut at the end)."""
-    keep = trace.start_s < span_s
-    duration = np.minimum(trace.duration_s[keep], span_s - trace.start_s[keep]) if trace.kind == "rates" \
-        else trace.duration_s[keep]
-    return Trace(trace.name, trace.kind, trace.start_s[keep], duration, trace.rate_rps[keep],
-                 trace.input_tokens[keep], trace.output_tokens[keep], trace.iat_cv[keep], trace.is_batch[keep])
+    return trace.slice(0.0, span_s)
 
 
 def _scale_for(trace: Trace, replicas: float) -> float:

@@ -124,9 +124,7 @@ def test_pass_two_ignores_runs_without_a_grid_and_runs_already_tuned():
 @pytest.fixture(scope="module")
 def short_scenario():
     trace = load_trace(TRACES / "azure-conv.csv")
-    keep = trace.start_s < 600
-    short = type(trace)(trace.name, trace.kind, *(getattr(trace, f)[keep] for f in (
-        "start_s", "duration_s", "rate_rps", "input_tokens", "output_tokens", "iat_cv", "is_batch")))
+    short = trace.slice(0.0, 600.0)
     return make_scenario(short, get_profile("llama-8b-h100").with_cold_start("60s"), rate_scale=10.0)
 
 
@@ -158,9 +156,7 @@ def test_a_sweep_runs_pass_two_after_pass_one(short_scenario):
 
 def test_seeds_run_one_run_list_with_pass_two_chosen_on_the_mean():
     trace = load_trace(TRACES / "azure-conv.csv")
-    keep = trace.start_s < 600
-    short = type(trace)(trace.name, trace.kind, *(getattr(trace, f)[keep] for f in (
-        "start_s", "duration_s", "rate_rps", "input_tokens", "output_tokens", "iat_cv", "is_batch")))
+    short = trace.slice(0.0, 600.0)
     profile = get_profile("llama-8b-h100").with_cold_start("lognormal:p50=40,p99=90")
     seeds = [make_scenario(short, profile, rate_scale=10.0, seed=seed) for seed in (0, 1)]
     runs = policy_runs(["hpa-rps"], seeds[0], sweep=True)
