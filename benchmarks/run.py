@@ -64,7 +64,8 @@ def _leadtime_run(task: tuple[str, int, float, bool]) -> dict[str, Any]:
 
 
 def run_scenario(scenario_id: str, seeds: tuple[int, ...] = SEEDS,
-                 prior_errors: tuple[float, ...] = PRIOR_ERRORS, workers: int | None = None) -> dict[str, Any]:
+                 prior_errors: tuple[float, ...] = PRIOR_ERRORS, workers: int | None = None,
+                 results_dir: Path | None = None) -> dict[str, Any]:
     s = spec(scenario_id)
     sliced = s.trace in SLICES
     started = time.perf_counter()
@@ -103,9 +104,10 @@ def run_scenario(scenario_id: str, seeds: tuple[int, ...] = SEEDS,
         "runs": mean_over_seeds(per_seed),
         "full_trace_leadtime": full,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{scenario_id}.json").write_text(json.dumps(doc, indent=1) + "\n")
-    if scenario_id == TIMELINE_SCENARIO:
+    results_dir = results_dir or RESULTS
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{scenario_id}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    if scenario_id == TIMELINE_SCENARIO and results_dir == RESULTS:
         plot_timeline(scenario_id)
     return doc
 
@@ -440,12 +442,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_scenario_quick() -> dict[str, Any]:
     """The smoke form: the whole pipeline on one scenario, one seed, prior error 1, kept out of results/."""
-    global RESULTS
-    saved, RESULTS = RESULTS, Path(ROOT / "out" / "bench-quick")
-    try:
-        return run_scenario(QUICK, seeds=(0,), prior_errors=(1.0,))
-    finally:
-        RESULTS = saved
+    return run_scenario(QUICK, seeds=(0,), prior_errors=(1.0,), results_dir=ROOT / "out" / "bench-quick")
 
 
 def _summary_line(doc: dict[str, Any]) -> str:
